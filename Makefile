@@ -1,0 +1,63 @@
+# The two commands: `make run` and `make test`. Everything else is a helper of theirs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+WORKERS ?= 2
+MANAGE := cd server && ../$(BIN)/python manage.py
+UVICORN_FLAGS := --ws-max-size 65536 --ws-ping-interval 20 --ws-ping-timeout 20 --lifespan off
+
+.PHONY: run serve test test-fast lint typecheck install migrate clean
+.DEFAULT_GOAL := run
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+# A first run gets a .env of its own (DEBUG on, a fresh SECRET_KEY); edit it to configure.
+.env:
+	@sed "s|^SECRET_KEY=.*|SECRET_KEY=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')|" .env.example > .env
+	@echo "Created .env from .env.example (DEBUG on). Edit it to set OPENAI_API_KEY and more."
+
+migrate: install .env
+	$(MANAGE) migrate --noinput
+
+run: migrate
+	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl+C stops)"
+	cd server && exec ../$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
+
+# Production-style: several worker processes; needs DATABASE_URL and REDIS_URL.
+serve: install
+	$(MANAGE) migrate --noinput
+	$(MANAGE) collectstatic --noinput -v 0
+	cd server && exec ../$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --proxy-headers $(UVICORN_FLAGS)
+
+# The whole suite: once on SQLite + the in-memory layer, then, when TEST_DATABASE_URL or
+# TEST_REDIS_URL is set, again on PostgreSQL + Redis (where REQUIRE_SERVICES=1 turns the
+# skips of service tests into failures).
+test: install
+	DATABASE_URL= REDIS_URL= REQUIRE_SERVICES=$(if $(TEST_DATABASE_URL)$(TEST_REDIS_URL),0,$(REQUIRE_SERVICES)) \
+		$(BIN)/pytest $(PYTEST_ARGS)
+	@if [ -n "$(TEST_DATABASE_URL)$(TEST_REDIS_URL)" ]; then \
+		echo "== again on $(if $(TEST_DATABASE_URL),PostgreSQL,SQLite) + $(if $(TEST_REDIS_URL),Redis,in-memory) =="; \
+		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" CHANNEL_PREFIX=test \
+			$(BIN)/pytest $(PYTEST_ARGS); \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy server
+
+clean:
+	rm -rf $(VENV) server/staticfiles .pytest_cache .mypy_cache .ruff_cache

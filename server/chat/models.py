@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class ChatRoom(models.Model):
+    """A room: its owner and participants are its members."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_rooms"
+    )
+    participants = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="joined_rooms", blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Message(models.Model):
+    """A message in a room. Room chat has no AI session; AI-session messages belong to one."""
+
+    id = models.BigAutoField(primary_key=True)
+    room = models.ForeignKey(ChatRoom, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="messages"
+    )
+    content = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    # Made up by the client; a retry with the same id is not stored twice.
+    # NULL (not "") when absent, so that the partial unique constraint skips it.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["room", "id"], name="chat_msg_room_id")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="chat_msg_sender_client_id_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender_id}: {self.content[:40]}"

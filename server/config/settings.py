@@ -1,0 +1,266 @@
+"""Settings, read once from the environment (and `.env` at the repository root when present).
+
+Every variable is listed in `.env.example`. Other modules read `django.conf.settings`, never
+`os.environ`.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import django_stubs_ext
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+# Lets classes such as ModelAdmin be subscripted for type checking at run time.
+django_stubs_ext.monkeypatch()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+REPO_DIR = BASE_DIR.parent
+
+env = environ.Env()
+# Values already in the process environment win over the file.
+environ.Env.read_env(REPO_DIR / ".env", overwrite=False)
+
+
+def setting(name: str, default: str) -> str:
+    """A variable's value, with an empty one (`NAME=` in .env) meaning "use the default"."""
+    return env.str(name, default="") or default
+
+
+def int_setting(name: str, default: int) -> int:
+    raw = setting(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from exc
+
+
+def list_setting(name: str, default: list[str]) -> list[str]:
+    raw = env.str(name, default="")
+    return [item.strip() for item in raw.split(",") if item.strip()] if raw.strip() else default
+
+
+DEBUG: bool = env.bool("DEBUG", default=False) if setting("DEBUG", "") else False
+
+_DEV_SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdefghij"  # noqa: S105 - used only with DEBUG on
+SECRET_KEY: str = setting("SECRET_KEY", _DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
+
+ALLOWED_HOSTS: list[str] = list_setting("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CORS_ALLOWED_ORIGINS: list[str] = list_setting("CORS_ALLOWED_ORIGINS", [])
+CSRF_TRUSTED_ORIGINS: list[str] = list_setting("CSRF_TRUSTED_ORIGINS", [])
+CORS_ALLOW_CREDENTIALS = True
+CORS_URLS_REGEX = r"^/api/.*$"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "channels",
+    "ninja",
+    "core",
+    "accounts",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "core.middleware.ApiGuardMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.ApiEnvelopeMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL: str = setting("DATABASE_URL", "")
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": env.db_url_config(DATABASE_URL or f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock up front so two
+    # writers wait for each other instead of failing with "database is locked".
+    _db["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+else:
+    _db.setdefault("CONN_MAX_AGE", int_setting("DB_CONN_MAX_AGE", 60))
+    _db["CONN_HEALTH_CHECKS"] = True
+DB_IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"
+# SQLite allows one writer at a time, so ORM work stays on Django's single sync thread there;
+# PostgreSQL gets a pool of threads (channels' thread-sensitive default serialises all ORM work).
+DB_THREAD_SENSITIVE: bool = env.bool("DB_THREAD_SENSITIVE", default=DB_IS_SQLITE)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, cache, shared counters -------------------------------------------
+REDIS_URL: str = setting("REDIS_URL", "")
+CHANNEL_PREFIX: str = setting("CHANNEL_PREFIX", "chat")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": f"{CHANNEL_PREFIX}:asgi",
+                # One channel per server process carries every room's traffic (core.hub), so it
+                # needs far more room than the per-socket default of 100.
+                "capacity": 5000,
+                "expiry": 60,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CHANNEL_PREFIX,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# How often each process re-announces its group memberships (they expire in Redis after a day,
+# and vanish if Redis restarts).
+HUB_REFRESH_SECONDS: int = int_setting("HUB_REFRESH_SECONDS", 60)
+
+# --- Accounts and sessions ------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_HTTPONLY = True
+LOGIN_FAILURE_RATE_PER_ACCOUNT: str = setting("LOGIN_FAILURE_RATE_PER_ACCOUNT", "5/15minute")
+LOGIN_FAILURE_RATE_PER_ADDRESS: str = setting("LOGIN_FAILURE_RATE_PER_ADDRESS", "30/15minute")
+AI_USERNAME = "AI_Assistant"
+
+# --- Chat -----------------------------------------------------------------------------------
+MAX_MESSAGE_CHARS: int = int_setting("MAX_MESSAGE_CHARS", 4000)
+CHAT_USER_RATE: str = setting("CHAT_USER_RATE", "30/minute")
+MAX_SOCKETS_PER_USER: int = int_setting("MAX_SOCKETS_PER_USER", 20)
+WS_MAX_FRAME_BYTES = 64 * 1024
+API_MAX_BODY_BYTES = 64 * 1024
+HISTORY_PAGE_DEFAULT = 50
+HISTORY_PAGE_MAX = 200
+
+# --- LLM --------------------------------------------------------------------------------------
+OPENAI_API_KEY: str = setting("OPENAI_API_KEY", "")
+OPENAI_BASE_URL: str = setting("OPENAI_BASE_URL", "")
+LLM_PROVIDER: str = setting("LLM_PROVIDER", "")
+LLM_MODEL: str = setting("LLM_MODEL", "gpt-4o-mini")
+LLM_SYSTEM_PROMPT: str = setting(
+    "LLM_SYSTEM_PROMPT",
+    (
+        "당신은 개발자 채팅방에 참여한 친절하고 전문적인 AI 어시스턴트입니다. "
+        "항상 한국어로 답변하며, 코드 관련 질문에는 구체적이고 실용적인 조언을 제공합니다."
+    ),
+)
+LLM_HISTORY_LIMIT: int = int_setting("LLM_HISTORY_LIMIT", 10)
+LLM_MAX_OUTPUT_TOKENS: int = int_setting("LLM_MAX_OUTPUT_TOKENS", 1024)
+LLM_TIMEOUT_SECONDS: float = float(setting("LLM_TIMEOUT_SECONDS", "30"))
+LLM_MAX_RETRIES: int = int_setting("LLM_MAX_RETRIES", 2)
+LLM_USER_RATE: str = setting("LLM_USER_RATE", "10/minute")
+LLM_USER_DAILY_TOKEN_BUDGET: int = int_setting("LLM_USER_DAILY_TOKEN_BUDGET", 0)
+try:
+    LLM_MONTHLY_COST_BUDGET_USD: Decimal = Decimal(setting("LLM_MONTHLY_COST_BUDGET_USD", "0"))
+except ArithmeticError as exc:
+    raise ImproperlyConfigured("LLM_MONTHLY_COST_BUDGET_USD must be a number of dollars.") from exc
+try:
+    LLM_PRICES: dict[str, Any] = json.loads(setting("LLM_PRICES", "{}"))
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"LLM_PRICES is not valid JSON: {exc}") from exc
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "ko"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+TIME_ZONE = setting("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves static files from the ASGI server itself: compressed, with far-future cache
+# headers on hashed names once `collectstatic` has run; straight from the apps in development.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# --- Security (production) ------------------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = int_setting("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+    if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SILENCED_SYSTEM_CHECKS = list_setting("SILENCED_SYSTEM_CHECKS", [])
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL: str = setting("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO"},
+        # Drops of messages for slow clients are worth seeing.
+        "channels_redis": {"level": "INFO"},
+    },
+}

@@ -1,0 +1,133 @@
+"""The JSON API's shared pieces: authentication, the error envelope, the body parser.
+
+Every answer under /api/ is `{"result": "success", ...}` or
+`{"result": "error", "code", "message"}`. Exceptions become the envelope here, in one place;
+answers that Django itself produces (unknown URL, 405...) are wrapped by
+`core.middleware.ApiEnvelopeMiddleware`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
+from ninja.security import APIKeyCookie
+
+from core.errors import (
+    AppError,
+    InvalidJson,
+    NotAuthenticated,
+    NotFound,
+    TooLarge,
+    ValidationFailed,
+    error_body,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class SessionCookieAuth(APIKeyCookie):
+    """Django's session cookie. Cross-site requests are refused by ApiGuardMiddleware (JSON
+    only, Origin checked, SameSite=Lax), so the token-based CSRF check is not used: the seed's
+    client posts JSON without a token."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __init__(self) -> None:
+        super().__init__(csrf=False)
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        return request.user if request.user.is_authenticated else None
+
+
+signed_in = SessionCookieAuth()
+
+
+class ErrorOut(Schema):
+    result: Literal["error"]
+    code: str
+    message: str
+    retry_after: int | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class OkOut(Schema):
+    result: Literal["success"]
+
+
+def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """Response declarations for the error answers an endpoint can give (for the OpenAPI doc)."""
+    return dict.fromkeys((400, *statuses), ErrorOut)
+
+
+class JsonParser(Parser):
+    def parse_body(self, request: HttpRequest) -> Any:
+        try:
+            return json.loads(request.body)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidJson() from exc
+
+
+def _app_error(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
+    return api.create_response(request, exc.payload(), status=exc.status)
+
+
+def _validation_error(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
+    details: list[dict[str, Any]] = [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+        for err in exc.errors
+    ]
+    first = details[0] if details else None
+    message = "The request is not valid."
+    if first:
+        loc: list[str] = first["loc"]
+        where = ".".join(p for p in loc if p not in ("body", "payload", "query", "path"))
+        message = f"{where}: {first['msg']}" if where else first["msg"]
+    error = ValidationFailed(message, errors=details)
+    return _app_error(request, error, api)
+
+
+def _http_error(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
+    cause = exc.__cause__
+    if isinstance(cause, AppError):
+        return _app_error(request, cause, api)
+    if isinstance(cause, RequestDataTooBig):
+        return _app_error(request, TooLarge(), api)
+    if isinstance(exc, AuthenticationError):
+        return _app_error(request, NotAuthenticated(), api)
+    return api.create_response(
+        request, error_body(exc.status_code, str(exc)), status=exc.status_code
+    )
+
+
+def _not_found(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
+    return _app_error(request, NotFound(), api)
+
+
+def _too_big(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
+    return _app_error(request, TooLarge(), api)
+
+
+def _unexpected(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
+    logger.exception("Unhandled error in %s %s", request.method, request.path)
+    return api.create_response(
+        request,
+        error_body(500, "The server hit an unexpected error; it has been logged."),
+        status=500,
+    )
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    api.add_exception_handler(Exception, lambda r, e: _unexpected(r, e, api))
+    api.add_exception_handler(Http404, lambda r, e: _not_found(r, e, api))
+    api.add_exception_handler(RequestDataTooBig, lambda r, e: _too_big(r, e, api))
+    api.add_exception_handler(HttpError, lambda r, e: _http_error(r, e, api))
+    api.add_exception_handler(ValidationError, lambda r, e: _validation_error(r, e, api))
+    api.add_exception_handler(AppError, lambda r, e: _app_error(r, e, api))

@@ -1,0 +1,183 @@
+"""The per-process hub: one channel-layer channel per server process fans events out to sockets.
+
+The tutorial pattern joins every socket to a group, so a broadcast costs one layer message and
+one JSON encoding per recipient. Here each process joins a group once, on behalf of all of its
+sockets in it, receives each event once, encodes the frame once (twice when the sender's own
+sockets get a variant) and hands the text to each local socket's outbox. The channel layer is
+still the only thing that crosses processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
+
+from core.events import CONTROL, FRAME
+
+logger = logging.getLogger(__name__)
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+class Subscriber(Protocol):
+    user_id: int
+
+    def deliver(self, text: str) -> None:
+        """Queue an encoded frame for the socket; must not block."""
+
+    def control(self, action: str, params: dict[str, Any]) -> None:
+        """Act on a control event (close the socket, ...); must not block."""
+
+
+class Hub:
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        self.layer = layer
+        self.channel: str = ""
+        self.groups: dict[str, set[Subscriber]] = {}
+        self._lock = asyncio.Lock()
+        self._started = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dispatched = 0
+
+    async def _start(self) -> None:
+        self.channel = await self.layer.new_channel()
+        self._tasks = [
+            asyncio.create_task(self._read(), name="hub-reader"),
+            asyncio.create_task(self._refresh(), name="hub-refresher"),
+        ]
+        self._started = True
+
+    async def join(self, group: str, subscriber: Subscriber) -> None:
+        async with self._lock:
+            if not self._started:
+                await self._start()
+            members = self.groups.get(group)
+            if members is None:
+                await self.layer.group_add(group, self.channel)
+                members = self.groups[group] = set()
+            members.add(subscriber)
+
+    async def leave(self, group: str, subscriber: Subscriber) -> None:
+        async with self._lock:
+            members = self.groups.get(group)
+            if members is None:
+                return
+            members.discard(subscriber)
+            if not members:
+                del self.groups[group]
+                try:
+                    await self.layer.group_discard(group, self.channel)
+                except Exception:
+                    # The membership expires by itself; a failed discard only costs a few
+                    # events that this process will ignore.
+                    logger.warning("Could not leave group %s", group, exc_info=True)
+
+    async def leave_all(self, groups: Iterable[str], subscriber: Subscriber) -> None:
+        for group in groups:
+            await self.leave(group, subscriber)
+
+    def local_members(self, group: str) -> set[Subscriber]:
+        return set(self.groups.get(group, ()))
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        members = self.groups.get(message.get("group", ""))
+        if not members:
+            return
+        self.dispatched += 1
+        kind = message.get("type")
+        if kind == FRAME:
+            text = encode(message["frame"])
+            self_text: str | None = None
+            sender_id = message.get("sender_id")
+            if "self_frame" in message:
+                self_text = encode(message["self_frame"])
+            for member in list(members):
+                if self_text is not None and member.user_id == sender_id:
+                    member.deliver(self_text)
+                else:
+                    member.deliver(text)
+        elif kind == CONTROL:
+            for member in list(members):
+                member.control(message["action"], message.get("params") or {})
+        else:
+            logger.warning("Hub ignored an event of unknown type %r", kind)
+
+    async def _read(self) -> None:
+        failing = False
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if not failing:
+                    logger.exception("Channel layer receive failed; retrying")
+                failing = True
+                await asyncio.sleep(0.5)
+                continue
+            if failing:
+                failing = False
+                logger.warning("Channel layer is back; re-joining %d groups", len(self.groups))
+                await self._rejoin()
+            try:
+                self.dispatch(message)
+            except Exception:
+                logger.exception("Hub could not dispatch %s", message.get("type"))
+
+    async def _rejoin(self) -> None:
+        for group in list(self.groups):
+            try:
+                await self.layer.group_add(group, self.channel)
+            except Exception:
+                logger.warning("Could not re-join group %s", group, exc_info=True)
+                return
+
+    async def _refresh(self) -> None:
+        # Group memberships expire in Redis (channels-redis group_expiry) and vanish when Redis
+        # restarts; re-announcing them keeps a long-lived process subscribed.
+        while True:
+            await asyncio.sleep(settings.HUB_REFRESH_SECONDS)
+            await self._rejoin()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self.groups.clear()
+        self._started = False
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (a server process has one loop, so one hub)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        layer = get_channel_layer()
+        if layer is None:  # pragma: no cover - settings always configure a layer
+            raise RuntimeError("No channel layer is configured.")
+        hub = _hubs[loop] = Hub(layer)
+    return hub
+
+
+async def reset_hub() -> None:
+    """Stop this loop's hub (tests switch channel layers between cases)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.pop(loop, None)
+    if hub is not None:
+        await hub.close()

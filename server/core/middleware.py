@@ -1,0 +1,125 @@
+"""Request rules for the JSON API (SPEC 3).
+
+`ApiGuardMiddleware` is the API's protection against cross-site request forgery that still
+lets the seed's client post JSON with `credentials: 'include'` and no token:
+
+- an unsafe request that carries a body must be JSON (a cross-site HTML form cannot send
+  `application/json`, and a cross-site script cannot without a CORS preflight), else 415;
+- an `Origin` header, when sent, must be this server's own or a configured front-end origin,
+  else 403;
+- the session cookie is `SameSite=Lax` (settings), so cross-site POSTs carry no cookie at all.
+
+`ApiEnvelopeMiddleware` gives every error answer under /api/ the JSON envelope, including the
+ones Django produces before a view runs (unknown URL, wrong method).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from core.errors import AppError, Forbidden, TooLarge, UnsupportedMediaType, error_body
+from core.ws import origin_allowed
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The API's HTML pages, which are not JSON answers.
+NON_JSON_PATHS = frozenset({"/api/docs"})
+
+
+def is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _has_body(request: HttpRequest) -> bool:
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        size = int(length)
+    except ValueError:
+        size = 1
+    return size > 0 or "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def _refusal(error: AppError) -> JsonResponse:
+    return JsonResponse(error.payload(), status=error.status)
+
+
+class ApiGuardMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_api(request) and request.method in UNSAFE_METHODS:
+            refusal = self.check(request)
+            if refusal is not None:
+                return refusal
+        return self.get_response(request)
+
+    def check(self, request: HttpRequest) -> JsonResponse | None:
+        origin = request.META.get("HTTP_ORIGIN")
+        host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME")
+        if not origin_allowed(origin, host):
+            logger.warning(
+                "Cross-site %s %s refused (Origin %s)", request.method, request.path, origin
+            )
+            return _refusal(Forbidden("Cross-site request refused: this Origin is not allowed."))
+        if _content_length(request) > settings.API_MAX_BODY_BYTES:
+            return _refusal(
+                TooLarge(f"The body is larger than {settings.API_MAX_BODY_BYTES} bytes.")
+            )
+        content_type = request.META.get("CONTENT_TYPE", "")
+        # A form's content type is refused even with an empty body: only scripts that could
+        # send JSON may change state.
+        if content_type and not _is_json(content_type):
+            return _refusal(UnsupportedMediaType())
+        if not content_type and _has_body(request):
+            return _refusal(UnsupportedMediaType())
+        return None
+
+
+class ApiEnvelopeMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            is_api(request)
+            and response.status_code >= 400
+            and request.path not in NON_JSON_PATHS
+            and not _is_json(response.get("Content-Type", ""))
+        ):
+            wrapped = JsonResponse(error_body(response.status_code), status=response.status_code)
+            if "Allow" in response:
+                wrapped["Allow"] = response["Allow"]
+            return wrapped
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not is_api(request):
+            return None
+        if isinstance(exception, AppError):
+            return _refusal(exception)
+        logger.exception("Unhandled error in %s %s", request.method, request.path)
+        return JsonResponse(
+            error_body(500, "The server hit an unexpected error; it has been logged."), status=500
+        )

@@ -1,0 +1,275 @@
+"""WebSocket plumbing shared by every socket route.
+
+- `SocketGuard` wraps the router: a foreign `Origin` is closed with 4403 and an anonymous
+  user with 4401 before any consumer runs.
+- `AppConsumer` is the base of every consumer: JSON frames in and out, the 64 KiB frame limit,
+  one error frame shape, a bounded outbox drained by one writer task (a slow reader cannot hold
+  up anyone else), and membership in hub groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from core.errors import AppError, InvalidJson, UnknownType
+from core.groups import user_group
+from core.hub import encode, get_hub
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Close codes a client can read (SPEC 4).
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_SESSION_ENDED = 4410
+CLOSE_TOO_SLOW = 1013
+CLOSE_TOO_BIG = 1009
+CLOSE_TOO_MANY_SOCKETS = 4429
+
+# Frames queued for one socket before it is judged too slow and disconnected.
+OUTBOX_FRAMES = 2000
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def origin_allowed(origin: str | None, host: str | None) -> bool:
+    """Whether a browser on `origin` may talk to this server reached as `host`.
+
+    No Origin (not a browser) is left to the cookie. The server's own host (when it is one of
+    ALLOWED_HOSTS) and the configured front-end origins pass.
+    """
+    if origin is None:
+        return True
+    origin = origin.strip().lower()
+    trusted = {
+        o.lower().rstrip("/")
+        for o in (*settings.CORS_ALLOWED_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS)
+    }
+    if origin in trusted:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or host is None:
+        return False
+    if parts.netloc != host.lower():
+        return False
+    domain, _port = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS
+    if settings.DEBUG and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    return bool(domain) and validate_host(domain, allowed)
+
+
+async def refuse(receive: Receive, send: Send, code: int) -> None:
+    """Accept the handshake and close at once, so that the client can read why."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": code})
+
+
+class SocketGuard:
+    """Refuse foreign origins and anonymous users on every socket route.
+
+    Sits inside channels' AuthMiddlewareStack, which fills scope["user"] but refuses no one.
+    """
+
+    def __init__(self, inner: Callable[..., Awaitable[None]]) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if not origin_allowed(_header(scope, b"origin"), _header(scope, b"host")):
+                logger.warning(
+                    "WebSocket from foreign origin refused: %s", _header(scope, b"origin")
+                )
+                await refuse(receive, send, CLOSE_FORBIDDEN)
+                return
+            user = scope.get("user")
+            if user is None or not user.is_authenticated:
+                await refuse(receive, send, CLOSE_NOT_AUTHENTICATED)
+                return
+        await self.inner(scope, receive, send)
+
+
+class Refused(Exception):
+    """Raised by `AppConsumer.authorize` to close the socket with `code`."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    """A signed-in user's socket: typed JSON frames, hub fan-out, one error shape.
+
+    Subclasses implement `authorize` (look the target up and check membership, returning the
+    hub groups to join), `on_open`, and one `handle_<type>` coroutine per accepted frame type.
+    """
+
+    frame_types: frozenset[str] = frozenset()
+
+    user_id: int
+    hub_groups: list[str]
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self.user = self.scope["user"]
+        self.user_id = int(self.user.pk)
+        self.hub_groups = []
+        self._outbox: asyncio.Queue[str | int] = asyncio.Queue(maxsize=OUTBOX_FRAMES)
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._close_sent = False
+        await self.accept()
+        hub = get_hub()
+        groups = [user_group(self.user_id)]
+        try:
+            # Join before checking access: an event that revokes access after the check can
+            # then not slip past this socket. Frames wait in the outbox until the check passes.
+            targets = await self.targets()
+            groups.extend(targets)
+            for group in groups:
+                await hub.join(group, self)
+                self.hub_groups.append(group)
+            await self.authorize()
+        except Refused as refused:
+            await self._shut(refused.code)
+            return
+        if self._closing:  # access was revoked while the check ran
+            return
+        self._writer = asyncio.create_task(self._write())
+        await self.on_open()
+
+    async def targets(self) -> list[str]:
+        """Hub groups of the object this socket is about (parsed from the URL)."""
+        return []
+
+    async def authorize(self) -> None:
+        """Raise Refused(code) unless this user may use this socket."""
+
+    async def on_open(self) -> None:
+        """Send the greeting frames, once access is granted."""
+
+    async def _shut(self, code: int) -> None:
+        self._closing = True
+        await get_hub().leave_all(self.hub_groups, self)
+        self.hub_groups = []
+        await self.close(code)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self._closing = True
+        await get_hub().leave_all(getattr(self, "hub_groups", []), self)
+        self.hub_groups = []
+        writer = getattr(self, "_writer", None)
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        await self.on_close()
+        await super().websocket_disconnect(message)
+
+    async def on_close(self) -> None:
+        """Clean up after the socket closed."""
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        if self._close_sent:
+            return
+        self._close_sent = True
+        await super().close(code=code, reason=reason)
+
+    # --- outgoing ------------------------------------------------------------------------
+    def deliver(self, text: str) -> None:
+        if self._closing:
+            return
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            logger.warning("Socket of user %s is too slow; closing it", self.user_id)
+            self.close_later(CLOSE_TOO_SLOW, drop_pending=True)
+
+    def send_frame(self, frame: dict[str, Any]) -> None:
+        self.deliver(encode(frame))
+
+    def send_error(self, error: AppError) -> None:
+        frame = {"type": "error", "code": error.code, "message": error.message, **error.extra}
+        self.send_frame(frame)
+
+    def close_later(self, code: int, *, drop_pending: bool = False) -> None:
+        """Close after the frames already queued have been sent (or at once if told to)."""
+        if self._closing:
+            return
+        self._closing = True
+        if drop_pending:
+            while not self._outbox.empty():
+                self._outbox.get_nowait()
+        self._outbox.put_nowait(code)
+        if self._writer is None:
+            # Not yet authorised: nothing may be sent, close now.
+            asyncio.get_running_loop().create_task(self.close(code))
+
+    def control(self, action: str, params: dict[str, Any]) -> None:
+        if action == "close" and self.control_applies(params):
+            self.close_later(int(params["code"]))
+
+    def control_applies(self, params: dict[str, Any]) -> bool:
+        """Whether a targeted control event (e.g. removal from one room) concerns this socket."""
+        user_id = params.get("user_id")
+        return user_id is None or user_id == self.user_id
+
+    async def _write(self) -> None:
+        while True:
+            item = await self._outbox.get()
+            if isinstance(item, int):
+                await get_hub().leave_all(self.hub_groups, self)
+                self.hub_groups = []
+                await self.close(item)
+                return
+            try:
+                await self.send(text_data=item)
+            except Exception:
+                logger.debug("Send failed on a closing socket", exc_info=True)
+                return
+
+    # --- incoming ------------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self._closing:
+            return
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.WS_MAX_FRAME_BYTES:
+            self.close_later(CLOSE_TOO_BIG, drop_pending=True)
+            return
+        try:
+            if text_data is None:
+                raise InvalidJson("Frames must be JSON text.")
+            try:
+                frame = json.loads(text_data)
+            except (ValueError, RecursionError) as exc:
+                raise InvalidJson("The frame is not valid JSON.") from exc
+            if not isinstance(frame, dict):
+                raise InvalidJson("The frame must be a JSON object.")
+            frame_type = frame.get("type")
+            if not isinstance(frame_type, str) or frame_type not in self.frame_types:
+                raise UnknownType(f"Unknown message type: {str(frame_type)[:40]!r}.")
+            handler = getattr(self, f"handle_{frame_type}")
+            await handler(frame)
+        except AppError as error:
+            self.send_error(error)
