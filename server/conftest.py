@@ -39,6 +39,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+async def _close_thread_connections() -> AsyncIterator[None]:
+    """Close the connection asgiref's sync thread opened, so the test database can be dropped."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_shared_state() -> Iterator[None]:
     ratelimit.reset()

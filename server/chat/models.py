@@ -38,13 +38,28 @@ class Message(models.Model):
     )
     content = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
+    # Set for messages of an AI session; room chat has none.
+    ai_session = models.ForeignKey(
+        "llm.AiChatSession",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="messages",
+    )
     # Made up by the client; a retry with the same id is not stored twice.
     # NULL (not "") when absent, so that the partial unique constraint skips it.
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["room", "id"], name="chat_msg_room_id")]
+        indexes = [
+            models.Index(
+                fields=["room", "id"],
+                condition=Q(ai_session__isnull=True),
+                name="chat_msg_room_chat",
+            ),
+            models.Index(fields=["ai_session", "id"], name="chat_msg_session_id"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["sender", "client_id"],

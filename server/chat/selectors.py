@@ -60,8 +60,9 @@ def message_page(
     before: int | None = None,
     after: int | None = None,
     limit: int | None = None,
+    session_id: UUID | None = None,
 ) -> Page:
-    """One page of a room's messages, oldest first.
+    """One page of a room's chat (or, with `session_id`, of one AI session), oldest first.
 
     - neither bound: the latest `limit`; `has_more` says older ones exist;
     - `before`: the `limit` just before that id; `has_more` says older ones exist;
@@ -69,7 +70,9 @@ def message_page(
       client fetches what it missed and asks again while `has_more`).
     """
     size = min(max(limit or settings.HISTORY_PAGE_DEFAULT, 1), settings.HISTORY_PAGE_MAX)
-    qs = Message.objects.filter(room_id=room_id).select_related("sender")
+    qs = Message.objects.filter(room_id=room_id, ai_session_id=session_id).select_related("sender")
+    if session_id is not None:
+        qs = qs.select_related("ai_reply")
     if before is not None:
         qs = qs.filter(id__lt=before)
     if after is not None:

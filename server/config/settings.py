@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "chat",
+    "llm",
 ]
 
 MIDDLEWARE = [

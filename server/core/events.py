@@ -27,9 +27,16 @@ def frame_event(
     *,
     sender_id: int | None = None,
     self_frame: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A layer message carrying `frame` to the group; `self_frame` goes to the sender's sockets."""
+    """A layer message carrying `frame` to the group; `self_frame` goes to the sender's sockets.
+
+    `meta` travels beside the encoded frame to each subscriber (a socket joining mid-stream
+    uses it to skip deltas it already has).
+    """
     event: dict[str, Any] = {"type": FRAME, "group": group, "frame": frame}
+    if meta is not None:
+        event["meta"] = meta
     if self_frame is not None:
         event["self_frame"] = self_frame
         event["sender_id"] = sender_id

@@ -32,7 +32,7 @@ def encode(frame: dict[str, Any]) -> str:
 class Subscriber(Protocol):
     user_id: int
 
-    def deliver(self, text: str) -> None:
+    def deliver(self, text: str, meta: dict[str, Any] | None = None) -> None:
         """Queue an encoded frame for the socket; must not block."""
 
     def control(self, action: str, params: dict[str, Any]) -> None:
@@ -99,13 +99,14 @@ class Hub:
             text = encode(message["frame"])
             self_text: str | None = None
             sender_id = message.get("sender_id")
+            meta = message.get("meta")
             if "self_frame" in message:
                 self_text = encode(message["self_frame"])
             for member in list(members):
                 if self_text is not None and member.user_id == sender_id:
-                    member.deliver(self_text)
+                    member.deliver(self_text, meta)
                 else:
-                    member.deliver(text)
+                    member.deliver(text, meta)
         elif kind == CONTROL:
             for member in list(members):
                 member.control(message["action"], message.get("params") or {})

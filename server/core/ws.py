@@ -197,7 +197,7 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         await super().close(code=code, reason=reason)
 
     # --- outgoing ------------------------------------------------------------------------
-    def deliver(self, text: str) -> None:
+    def deliver(self, text: str, meta: dict[str, Any] | None = None) -> None:
         if self._closing:
             return
         try:

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from llm.models import AiChatSession, AiReply, LlmUsage
+from llm.services import session_deactivate
+
+
+@admin.register(AiChatSession)
+class AiChatSessionAdmin(admin.ModelAdmin[AiChatSession]):
+    list_display = (
+        "id",
+        "room",
+        "created_by",
+        "model",
+        "is_active",
+        "created_at",
+        "deactivated_at",
+    )
+    list_filter = ("is_active", "model", "created_at")
+    search_fields = ("id", "room__name", "created_by__username")
+    list_select_related = ("room", "created_by")
+    raw_id_fields = ("room", "created_by", "deactivated_by")
+    readonly_fields = ("deactivated_at", "deactivated_by")
+    date_hierarchy = "created_at"
+    actions = ["deactivate"]
+
+    @admin.action(description="Deactivate selected sessions (closes their sockets)")
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[AiChatSession]) -> None:
+        count = 0
+        for session in queryset.filter(is_active=True):
+            session_deactivate(session_id=session.pk, actor=request.user)  # type: ignore[arg-type]
+            count += 1
+        self.message_user(request, f"{count} session(s) deactivated.", messages.SUCCESS)
+
+
+@admin.register(AiReply)
+class AiReplyAdmin(admin.ModelAdmin[AiReply]):
+    list_display = (
+        "id",
+        "session",
+        "requested_by",
+        "status",
+        "finish_reason",
+        "error_code",
+        "created_at",
+    )
+    list_filter = ("status", "finish_reason", "error_code")
+    search_fields = ("session__id", "requested_by__username")
+    list_select_related = ("session", "requested_by")
+    raw_id_fields = ("session", "trigger", "reply", "requested_by")
+
+
+@admin.register(LlmUsage)
+class LlmUsageAdmin(admin.ModelAdmin[LlmUsage]):
+    list_display = (
+        "created_at",
+        "user",
+        "room",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "cost_usd",
+        "time_to_first_token_ms",
+        "latency_ms",
+        "finish_reason",
+    )
+    list_filter = ("model", "provider", "finish_reason", "usage_known", "created_at")
+    search_fields = ("user__username", "room__name", "model")
+    list_select_related = ("user", "room")
+    raw_id_fields = ("user", "session", "room", "reply")
+    date_hierarchy = "created_at"

@@ -1,0 +1,83 @@
+"""Frames of the AI-session socket (SPEC 4.2, 4.3), one typed schema each."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from django.conf import settings
+from pydantic import BaseModel
+
+from chat.events import MessageOut
+
+AI_JOINED_TEXT = "AI_Assistant가 대화에 참여했습니다."
+AI_ERROR_TEXT = "AI 응답 생성 중 오류가 발생했습니다."
+SESSION_ENDED_TEXT = "AI 세션이 종료되었습니다."
+
+
+class SessionMessageOut(MessageOut):
+    """A message of an AI session; the assistant's replies say how they ended."""
+
+    finish_reason: str | None = None
+
+
+class AiJoined(BaseModel):
+    type: Literal["ai_joined"] = "ai_joined"
+    username: str = settings.AI_USERNAME
+    message: str = AI_JOINED_TEXT
+    timestamp: str
+
+
+class AiThinking(BaseModel):
+    type: Literal["ai_thinking"] = "ai_thinking"
+    username: str = settings.AI_USERNAME
+
+
+class AiStreamStart(BaseModel):
+    type: Literal["ai_stream_start"] = "ai_stream_start"
+    stream_id: str
+    username: str = settings.AI_USERNAME
+    timestamp: str
+    text: str = ""
+
+
+class AiStreamDelta(BaseModel):
+    type: Literal["ai_stream_delta"] = "ai_stream_delta"
+    stream_id: str
+    index: int
+    delta: str
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    cost_usd: str | None
+    known: bool
+
+
+class AiStreamEnd(BaseModel):
+    type: Literal["ai_stream_end"] = "ai_stream_end"
+    stream_id: str
+    message_id: int | None
+    finish_reason: Literal["stop", "length", "stopped", "error"]
+    usage: UsageOut
+
+
+class AiError(BaseModel):
+    type: Literal["ai_error"] = "ai_error"
+    message: str = AI_ERROR_TEXT
+    code: str
+    detail: str | None = None
+    retry_after: int | None = None
+    resets_at: str | None = None
+
+
+class AiSessionEnded(BaseModel):
+    type: Literal["ai_session_ended"] = "ai_session_ended"
+    session_id: str
+    message: str = SESSION_ENDED_TEXT
+
+
+def frame(model: BaseModel) -> dict[str, Any]:
+    """A frame as sent: `type` first, unset optional fields left out."""
+    return model.model_dump(exclude_none=True)

@@ -1,0 +1,243 @@
+"""Generating replies: a task of the server process, not of the socket that asked.
+
+`kick(session_id)` makes sure this process drains the session's queue of pending replies.
+Draining holds the session's lock (`llm.streams.session_lock`), so replies of one session are
+generated one at a time and in message order even when members sit on different processes;
+whichever process holds the lock generates every pending reply, and a process that queued a
+reply waits for the lock, so none is left behind.
+
+A reply streams through the channel layer to every member: `ai_thinking`, `ai_stream_start`,
+coalesced `ai_stream_delta`s (a flush every 50 ms or 20 characters, whichever comes first,
+so a fast model does not cost one layer message per token), then `ai_stream_end` and the
+final `chat_message` once the reply is saved. A `stop` control event on the session's group
+(from any member, on any process) ends the stream within one event-loop turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.utils import timezone
+
+from core.db import db_async
+from core.events import apublish, frame_event
+from core.groups import session_group
+from core.hub import get_hub
+from llm import services, streams
+from llm.events import AiStreamDelta, AiStreamStart, AiThinking, frame
+from llm.log import ai_debug, ai_error
+from llm.providers import PROVIDERS
+from llm.providers.base import Finished, ProviderError, TextDelta, Usage
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.05
+FLUSH_CHARS = 20
+CHECKPOINT_SECONDS = 1.5
+
+
+@dataclass(eq=False)
+class ReplyRun:
+    """One reply being generated; also a hub subscriber of its session's group, to hear
+    `stop` (and deactivation) from any process."""
+
+    claim: services.ClaimedReply
+    user_id: int = 0  # never a sender: the hub's is_self variant never applies
+    text: str = ""
+    pending: list[str] = field(default_factory=list)
+    pending_chars: int = 0
+    index: int = 0
+    finished: Finished | None = None
+    first_token_at: float | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    started: str = ""
+
+    def deliver(self, text: str, meta: dict[str, Any] | None = None) -> None:
+        """Frames are for sockets; the run only listens for control events."""
+
+    def control(self, action: str, params: dict[str, Any]) -> None:
+        if action in ("stop", "close"):
+            self.stop.set()
+
+    @property
+    def group(self) -> str:
+        return session_group(self.claim.session_id)
+
+    async def flush(self) -> None:
+        async with self.flush_lock:
+            if not self.pending:
+                return
+            delta = "".join(self.pending)
+            self.pending.clear()
+            self.pending_chars = 0
+            self.index += 1
+            self.text += delta
+            stream_id = str(self.claim.stream_id)
+            # The snapshot first: a socket that reads it has then seen every delta up to it.
+            await streams.snapshot_set(
+                self.claim.session_id,
+                streams.Snapshot(stream_id, self.text, self.index, self.started),
+            )
+            event = frame_event(
+                self.group,
+                frame(AiStreamDelta(stream_id=stream_id, index=self.index, delta=delta)),
+                meta={"stream_id": stream_id, "index": self.index},
+            )
+            await apublish(event)
+
+
+class Generator:
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.draining: dict[UUID, bool] = {}
+        self.runs: dict[UUID, ReplyRun] = {}
+
+    def kick(self, session_id: UUID) -> None:
+        """Make sure this process generates the session's pending replies."""
+        if session_id in self.draining:
+            self.draining[session_id] = True  # look again before letting go
+            return
+        self.draining[session_id] = False
+        task = asyncio.create_task(self._drain(session_id), name=f"drain-{session_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _drain(self, session_id: UUID) -> None:
+        try:
+            while True:
+                async with streams.session_lock(session_id):
+                    while True:
+                        claim = await db_async(services.reply_claim_next)(session_id=session_id)
+                        if claim is None:
+                            break
+                        await self._generate(claim)
+                if not self.draining.get(session_id):
+                    break
+                self.draining[session_id] = False
+        except Exception:
+            ai_error("generation loop of session %s failed", session_id)
+            logger.exception("Generation loop of session %s failed", session_id)
+        finally:
+            self.draining.pop(session_id, None)
+
+    async def _generate(self, claim: services.ClaimedReply) -> None:
+        run = ReplyRun(claim=claim, started=timezone.now().isoformat())
+        hub = get_hub()
+        await hub.join(run.group, run)
+        self.runs[claim.session_id] = run
+        t0 = time.monotonic()
+        error: ProviderError | None = None
+        stopped = False
+        try:
+            await apublish(frame_event(run.group, frame(AiThinking())))
+            await streams.snapshot_set(
+                claim.session_id, streams.Snapshot(str(claim.stream_id), "", 0, run.started)
+            )
+            await apublish(
+                frame_event(
+                    run.group,
+                    frame(AiStreamStart(stream_id=str(claim.stream_id), timestamp=run.started)),
+                )
+            )
+            ai_debug("calling provider %s for reply %s", claim.provider, claim.reply_id)
+            pump = asyncio.create_task(self._pump(run, t0))
+            flusher = asyncio.create_task(self._flush_periodically(run))
+            stop_wait = asyncio.create_task(run.stop.wait())
+            try:
+                await asyncio.wait({pump, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not pump.done():
+                    stopped = True
+                    pump.cancel()
+                stop_wait.cancel()
+                flusher.cancel()
+                for task in (pump, stop_wait, flusher):
+                    with contextlib.suppress(asyncio.CancelledError):
+                        try:
+                            await task
+                        except ProviderError as exc:
+                            error = exc
+            await run.flush()
+        except Exception as exc:
+            logger.exception("Reply %s failed", claim.reply_id)
+            error = ProviderError("upstream_unavailable", f"Internal error: {type(exc).__name__}")
+        finally:
+            self.runs.pop(claim.session_id, None)
+            await hub.leave(run.group, run)
+            with contextlib.suppress(Exception):
+                await streams.snapshot_clear(claim.session_id)
+        await self._finish(run, t0, error=error, stopped=stopped)
+
+    async def _pump(self, run: ReplyRun, t0: float) -> None:
+        provider = PROVIDERS[run.claim.provider]()
+        async for event in provider.stream(run.claim.request):
+            if isinstance(event, TextDelta):
+                if run.first_token_at is None:
+                    run.first_token_at = time.monotonic()
+                    ai_debug(
+                        "first token of reply %s after %.0f ms",
+                        run.claim.reply_id,
+                        (run.first_token_at - t0) * 1000,
+                    )
+                run.pending.append(event.text)
+                run.pending_chars += len(event.text)
+                if run.pending_chars >= FLUSH_CHARS:
+                    await run.flush()
+            else:
+                run.finished = event
+
+    async def _flush_periodically(self, run: ReplyRun) -> None:
+        last_checkpoint = time.monotonic()
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await run.flush()
+            if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+                last_checkpoint = time.monotonic()
+                await db_async(services.reply_checkpoint)(
+                    reply_id=run.claim.reply_id, text=run.text
+                )
+
+    async def _finish(
+        self, run: ReplyRun, t0: float, *, error: ProviderError | None, stopped: bool
+    ) -> None:
+        usage: Usage | None = None
+        if error is not None:
+            finish_reason = "error"
+        elif stopped or run.finished is None:
+            finish_reason = "stopped"
+        else:
+            finish_reason = run.finished.finish_reason
+            usage = run.finished.usage
+        ttft = round((run.first_token_at - t0) * 1000) if run.first_token_at else None
+        await db_async(services.reply_finish)(
+            reply_id=run.claim.reply_id,
+            text=run.text,
+            finish_reason=finish_reason,
+            usage=usage,
+            error_code=error.code if error else "",
+            error_detail=error.detail if error else "",
+            ttft_ms=ttft,
+            latency_ms=round((time.monotonic() - t0) * 1000),
+            provider=run.claim.provider,
+        )
+
+
+_generators: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Generator] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_generator() -> Generator:
+    loop = asyncio.get_running_loop()
+    generator = _generators.get(loop)
+    if generator is None:
+        generator = _generators[loop] = Generator()
+    return generator

@@ -1,0 +1,124 @@
+"""AI sessions, the replies generated in them, and what every provider call cost."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from chat.models import ChatRoom, Message
+
+
+class AiChatSession(models.Model):
+    """A conversation with AI_Assistant inside a room (a room may have many)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    room = models.ForeignKey(ChatRoom, on_delete=models.CASCADE, related_name="ai_sessions")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ai_sessions_created"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    is_active = models.BooleanField(default=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    model = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "AI session"
+
+    def __str__(self) -> str:
+        return f"{self.room.name} / {self.id}"
+
+
+class AiReply(models.Model):
+    """One reply of the assistant to one member's message: the queue entry, its progress and
+    its outcome. Replies of a session are generated one at a time, in id order."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        STREAMING = "streaming"
+        DONE = "done"
+        STOPPED = "stopped"
+        FAILED = "failed"
+        INTERRUPTED = "interrupted"
+        CANCELLED = "cancelled"
+
+    session = models.ForeignKey(AiChatSession, on_delete=models.CASCADE, related_name="replies")
+    trigger = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="ai_request")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    stream_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    # The text streamed so far, saved every few seconds, so that a reply whose process died
+    # can be shown as interrupted with what it had said.
+    checkpoint = models.TextField(blank=True, default="")
+    reply = models.OneToOneField(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="ai_reply"
+    )
+    finish_reason = models.CharField(max_length=12, blank=True, default="")
+    error_code = models.CharField(max_length=40, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["session", "status", "id"], name="llm_reply_queue")]
+        verbose_name = "AI reply"
+        verbose_name_plural = "AI replies"
+
+    def __str__(self) -> str:
+        return f"reply {self.pk} ({self.status})"
+
+
+class LlmUsage(models.Model):
+    """What one provider call used and cost. Token counts are the provider's own; when it
+    reported none (an interrupted stream, a provider without usage) they are NULL, meaning
+    unknown, never zero."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="llm_usage"
+    )
+    session = models.ForeignKey(
+        AiChatSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
+    )
+    room = models.ForeignKey(
+        ChatRoom, on_delete=models.SET_NULL, null=True, blank=True, related_name="llm_usage"
+    )
+    reply = models.OneToOneField(
+        AiReply, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
+    )
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    total_tokens = models.PositiveIntegerField(null=True, blank=True)
+    usage_known = models.BooleanField(default=False)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    finish_reason = models.CharField(max_length=12)
+    error_code = models.CharField(max_length=40, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="llm_usage_user_time"),
+            models.Index(fields=["room", "created_at"], name="llm_usage_room_time"),
+        ]
+        verbose_name = "LLM usage"
+        verbose_name_plural = "LLM usage"
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.total_tokens if self.usage_known else '?'} tokens"

@@ -1,0 +1,45 @@
+"""Choosing the provider (SPEC 7.1).
+
+- LLM_PROVIDER=echo: the offline echo provider.
+- LLM_PROVIDER=openai, or empty with OPENAI_API_KEY set: OpenAI or OPENAI_BASE_URL.
+- empty, no key, DEBUG on: echo, so a newcomer can try the flow (a start-up warning says so).
+- empty, no key, DEBUG off: none; the AI is "not configured" and never falls back silently.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.conf import settings
+
+from llm.providers.base import Provider
+from llm.providers.echo import EchoProvider
+from llm.providers.openai import OpenAIProvider
+
+PROVIDERS: dict[str, type[Provider]] = {"echo": EchoProvider, "openai": OpenAIProvider}
+
+
+def provider_name() -> str | None:
+    """The configured provider's name, or None when the AI is not configured."""
+    chosen = settings.LLM_PROVIDER.strip().lower()
+    if chosen:
+        if chosen == "openai" and not settings.OPENAI_API_KEY:
+            return None
+        return chosen if chosen in PROVIDERS else None
+    if settings.OPENAI_API_KEY:
+        return "openai"
+    return "echo" if settings.DEBUG else None
+
+
+def model_name() -> str:
+    return "echo" if provider_name() == "echo" else settings.LLM_MODEL
+
+
+@cache
+def _instance(name: str) -> Provider:
+    return PROVIDERS[name]()
+
+
+def get_provider() -> Provider | None:
+    name = provider_name()
+    return _instance(name) if name else None

@@ -1,0 +1,53 @@
+"""Paths of the AI-session API, mounted by config.api under /api/llm/ (SPEC 3.3)."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+from core.api import ErrorOut, errors, signed_in
+from llm import views
+
+router = Router(tags=["llm"], auth=signed_in)
+
+router.add_api_operation(
+    "/start_session/",
+    ["POST"],
+    views.start_session,
+    response={201: views.StartSessionOut, **errors(401, 404, 415), 503: ErrorOut},
+    summary="Open an AI session in a room (members only)",
+)
+router.add_api_operation(
+    "/sessions/",
+    ["GET"],
+    views.list_sessions,
+    response={200: views.SessionListOut, **errors(401)},
+    summary="AI sessions of my rooms, newest first",
+)
+router.add_api_operation(
+    "/sessions/{uuid:session_id}/",
+    ["GET"],
+    views.get_session,
+    response={200: views.SessionDetailEnvelope, **errors(401, 404)},
+    summary="An AI session with its usage totals",
+)
+router.add_api_operation(
+    "/sessions/{uuid:session_id}/messages/",
+    ["GET"],
+    views.session_messages,
+    response={200: views.SessionMessagesOut, **errors(401, 404)},
+    summary="Messages of an AI session, oldest first",
+)
+router.add_api_operation(
+    "/sessions/{uuid:session_id}/deactivate/",
+    ["POST"],
+    views.deactivate_session,
+    response={200: views.SessionDetailEnvelope, **errors(401, 403, 404, 415)},
+    summary="End an AI session (room owner, session creator or staff)",
+)
+router.add_api_operation(
+    "/usage/",
+    ["GET"],
+    views.usage,
+    response={200: views.UsageOut, **errors(401)},
+    summary="Token usage and cost: your own, or everyone's for staff",
+)

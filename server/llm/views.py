@@ -1,0 +1,272 @@
+"""The AI-session API (SPEC 3.3). Paths are mapped in `llm/urls.py`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Field, Query, Schema, Status
+
+from accounts.models import User
+from chat.api import HistoryQuery
+from chat.events import message_out
+from chat.selectors import Page, message_page
+from core.errors import ValidationFailed
+from llm import selectors, services
+from llm.events import SessionMessageOut
+from llm.models import AiChatSession
+from llm.selectors import Totals
+
+SESSION_CREATED_TEXT = "AI 세션이 생성되었습니다."
+
+
+# --- schemas -------------------------------------------------------------------------------
+class StartSessionIn(Schema):
+    room_uuid: UUID
+
+
+class StartSessionOut(Schema):
+    result: Literal["success"]
+    session_id: UUID
+    room_uuid: UUID
+    room_name: str
+    message: str
+
+
+class SessionOut(Schema):
+    session_id: UUID
+    room_uuid: UUID
+    room_name: str
+    created_at: dt.datetime
+    is_active: bool
+    created_by: str
+
+
+class SessionListOut(Schema):
+    result: Literal["success"]
+    sessions: list[SessionOut]
+    total_count: int
+
+
+class TotalsOut(Schema):
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+    unknown_usage_requests: int = Field(
+        ..., description="Calls whose provider reported no usage; their tokens are unknown, not 0."
+    )
+
+
+class SessionDetailOut(SessionOut):
+    model: str
+    deactivated_at: dt.datetime | None
+    deactivated_by: str | None
+    usage: TotalsOut
+
+
+class SessionDetailEnvelope(Schema):
+    result: Literal["success"]
+    session: SessionDetailOut
+
+
+class SessionMessagesOut(Schema):
+    result: Literal["success"]
+    messages: list[SessionMessageOut]
+    has_more: bool
+
+
+class SessionListQuery(Schema):
+    room_uuid: UUID | None = None
+    active: bool | None = None
+
+
+class UsageQuery(Schema):
+    since: dt.datetime | dt.date | None = Field(
+        None, description="Start (inclusive); default: the 1st of this month, UTC."
+    )
+    until: dt.datetime | dt.date | None = Field(None, description="End (exclusive); default: now.")
+    group_by: Literal["day", "model", "room", "user"] | None = None
+
+
+class UsageGroupOut(TotalsOut):
+    key: str
+    label: str
+
+
+class UsageOut(Schema):
+    result: Literal["success"]
+    scope: Literal["own", "everyone"]
+    since: dt.datetime
+    until: dt.datetime
+    totals: TotalsOut
+    groups: list[UsageGroupOut]
+
+
+# --- views ---------------------------------------------------------------------------------
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def session_out(session: AiChatSession) -> dict[str, object]:
+    return {
+        "session_id": session.pk,
+        "room_uuid": session.room_id,
+        "room_name": session.room.name,
+        "created_at": session.created_at,
+        "is_active": session.is_active,
+        "created_by": session.created_by.username,
+    }
+
+
+def totals_out(totals: Totals) -> dict[str, object]:
+    return {
+        "requests": totals.requests,
+        "prompt_tokens": totals.prompt_tokens,
+        "completion_tokens": totals.completion_tokens,
+        "total_tokens": totals.total_tokens,
+        "cost_usd": totals.cost_usd,
+        "unknown_usage_requests": totals.unknown_usage_requests,
+    }
+
+
+def session_detail(session: AiChatSession) -> dict[str, object]:
+    return {
+        "result": "success",
+        "session": {
+            **session_out(session),
+            "model": session.model,
+            "deactivated_at": session.deactivated_at,
+            "deactivated_by": session.deactivated_by.username if session.deactivated_by else None,
+            "usage": totals_out(selectors.session_usage(session=session)),
+        },
+    }
+
+
+def start_session(request: HttpRequest, payload: StartSessionIn) -> Status[dict[str, object]]:
+    session = services.session_start(user=_user(request), room_id=payload.room_uuid)
+    return Status(
+        201,
+        {
+            "result": "success",
+            "session_id": session.pk,
+            "room_uuid": session.room_id,
+            "room_name": session.room.name,
+            "message": SESSION_CREATED_TEXT,
+        },
+    )
+
+
+def list_sessions(request: HttpRequest, query: Query[SessionListQuery]) -> dict[str, object]:
+    sessions = selectors.session_list(
+        user=_user(request), room_id=query.room_uuid, active=query.active
+    )
+    return {
+        "result": "success",
+        "sessions": [session_out(s) for s in sessions],
+        "total_count": len(sessions),
+    }
+
+
+def get_session(request: HttpRequest, session_id: UUID) -> dict[str, object]:
+    session = selectors.access_session(session_id=session_id, user=_user(request))
+    return session_detail(session)
+
+
+def session_messages(
+    request: HttpRequest, session_id: UUID, query: Query[HistoryQuery]
+) -> dict[str, object]:
+    session = selectors.access_session(session_id=session_id, user=_user(request))
+    page: Page = message_page(
+        room_id=session.room_id,
+        session_id=session.pk,
+        before=query.before,
+        after=query.after,
+        limit=query.limit,
+    )
+    viewer = _user(request)
+    messages = []
+    for m in page.messages:
+        reply = getattr(m, "ai_reply", None)
+        messages.append(
+            SessionMessageOut(
+                **message_out(m, viewer_id=viewer.pk).model_dump(),
+                finish_reason=reply.finish_reason if reply is not None else None,
+            )
+        )
+    return {"result": "success", "messages": messages, "has_more": page.has_more}
+
+
+def deactivate_session(request: HttpRequest, session_id: UUID) -> dict[str, object]:
+    session = services.session_deactivate(session_id=session_id, actor=_user(request))
+    return session_detail(session)
+
+
+def _bound(value: dt.datetime | dt.date | None) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        if value is not None and timezone.is_naive(value):
+            return timezone.make_aware(value, dt.UTC)
+        return value
+    return dt.datetime.combine(value, dt.time.min, tzinfo=dt.UTC)
+
+
+GROUP_KEYS = {
+    "day": ("day", None),
+    "model": ("model", None),
+    "room": ("room_id", "room__name"),
+    "user": ("user_id", "user__username"),
+}
+
+
+def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object]:
+    user = _user(request)
+    now = timezone.now()
+    since = _bound(query.since) or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    until = _bound(query.until) or now
+    if until <= since:
+        raise ValidationFailed("until: must be after since.")
+    rows = selectors.usage_rows(user=None if user.is_staff else user, since=since, until=until)
+    groups: list[dict[str, object]] = []
+    if query.group_by:
+        key, label = GROUP_KEYS[query.group_by]
+        grouped = rows.annotate(day=TruncDate("created_at")) if query.group_by == "day" else rows
+        fields = [key, label] if label else [key]
+        for row in (
+            grouped.values(*fields)
+            .annotate(
+                requests=Count("id"),
+                p=Sum("prompt_tokens"),
+                c=Sum("completion_tokens"),
+                t=Sum("total_tokens"),
+                cost=Sum("cost_usd"),
+                unknown=Count("id", filter=Q(usage_known=False)),
+            )
+            .order_by(key)
+        ):
+            groups.append(
+                {
+                    "key": str(row[key]),
+                    "label": str(row[label]) if label else str(row[key]),
+                    "requests": row["requests"],
+                    "prompt_tokens": row["p"] or 0,
+                    "completion_tokens": row["c"] or 0,
+                    "total_tokens": row["t"] or 0,
+                    "cost_usd": row["cost"] or Decimal(0),
+                    "unknown_usage_requests": row["unknown"],
+                }
+            )
+    return {
+        "result": "success",
+        "scope": "everyone" if user.is_staff else "own",
+        "since": since,
+        "until": until,
+        "totals": totals_out(selectors.usage_totals(rows)),
+        "groups": groups,
+    }
