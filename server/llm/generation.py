@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from django.core.cache import cache
 from django.utils import timezone
 
 from core.db import db_async
 from core.events import apublish, frame_event
 from core.groups import session_group
 from core.hub import get_hub
-from llm import services, streams
+from llm import budgets, services, streams
 from llm.events import AiStreamDelta, AiStreamStart, AiThinking, frame
 from llm.log import ai_debug, ai_error
 from llm.providers import PROVIDERS
@@ -41,6 +42,17 @@ logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.05
 FLUSH_CHARS = 20
 CHECKPOINT_SECONDS = 1.5
+# After the provider refuses the key, replies pause server-wide; one call a minute re-checks.
+AUTH_PAUSE_KEY = "llm:auth-paused"
+AUTH_PAUSE_SECONDS = 60
+
+
+async def auth_paused() -> bool:
+    return await cache.aget(AUTH_PAUSE_KEY) is not None
+
+
+async def pause_for_auth() -> None:
+    await cache.aset(AUTH_PAUSE_KEY, 1, timeout=AUTH_PAUSE_SECONDS)
 
 
 @dataclass(eq=False)
@@ -128,7 +140,42 @@ class Generator:
         finally:
             self.draining.pop(session_id, None)
 
+    async def _refuse(
+        self, claim: services.ClaimedReply, code: str, detail: str, resets_at: str | None = None
+    ) -> None:
+        """End a reply before any provider call: the member's message stays, `ai_error` says why."""
+        await db_async(services.reply_finish)(
+            reply_id=claim.reply_id,
+            text="",
+            finish_reason="error",
+            usage=None,
+            error_code=code,
+            error_detail=detail,
+            resets_at=resets_at,
+            ttft_ms=None,
+            latency_ms=0,
+            provider=claim.provider,
+            called_provider=False,
+        )
+
     async def _generate(self, claim: services.ClaimedReply) -> None:
+        if await auth_paused():
+            await self._refuse(
+                claim,
+                "upstream_auth",
+                "AI replies are paused: the provider refused the API key. "
+                "They resume within a minute of the key working again.",
+            )
+            return
+        try:
+            reservation = await db_async(budgets.budget_reserve)(
+                user_id=claim.user_id, request=claim.request
+            )
+        except budgets.BudgetExceeded as exceeded:
+            await self._refuse(
+                claim, exceeded.code, exceeded.message, resets_at=exceeded.resets_at.isoformat()
+            )
+            return
         run = ReplyRun(claim=claim, started=timezone.now().isoformat())
         hub = get_hub()
         await hub.join(run.group, run)
@@ -174,7 +221,10 @@ class Generator:
             await hub.leave(run.group, run)
             with contextlib.suppress(Exception):
                 await streams.snapshot_clear(claim.session_id)
-        await self._finish(run, t0, error=error, stopped=stopped)
+        if error is not None and error.code == "upstream_auth":
+            await pause_for_auth()
+        usage = await self._finish(run, t0, error=error, stopped=stopped)
+        await db_async(budgets.budget_settle)(reservation=reservation, usage=usage)
 
     async def _pump(self, run: ReplyRun, t0: float) -> None:
         provider = PROVIDERS[run.claim.provider]()
@@ -207,7 +257,7 @@ class Generator:
 
     async def _finish(
         self, run: ReplyRun, t0: float, *, error: ProviderError | None, stopped: bool
-    ) -> None:
+    ) -> Usage | None:
         usage: Usage | None = None
         if error is not None:
             finish_reason = "error"
@@ -228,6 +278,7 @@ class Generator:
             latency_ms=round((time.monotonic() - t0) * 1000),
             provider=run.claim.provider,
         )
+        return usage
 
 
 _generators: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Generator] = (

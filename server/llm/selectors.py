@@ -8,6 +8,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from accounts.models import User
 from chat.models import ChatRoom
@@ -112,3 +113,49 @@ def usage_rows(
 
 def reply_in_progress(*, session_id: UUID) -> AiReply | None:
     return AiReply.objects.filter(session_id=session_id, status=AiReply.Status.STREAMING).first()
+
+
+GROUP_KEYS: dict[str, tuple[str, str | None]] = {
+    "day": ("day", None),
+    "model": ("model", None),
+    "room": ("room_id", "room__name"),
+    "user": ("user_id", "user__username"),
+}
+
+
+@dataclass(frozen=True)
+class UsageGroup:
+    key: str
+    label: str
+    totals: Totals
+
+
+def usage_groups(rows: QuerySet[LlmUsage], *, group_by: str) -> list[UsageGroup]:
+    """Totals per day (UTC), model, room or user, in one query."""
+    key, label = GROUP_KEYS[group_by]
+    grouped = rows.annotate(day=TruncDate("created_at")) if group_by == "day" else rows
+    fields = [key, label] if label else [key]
+    out = []
+    for row in (
+        grouped.values(*fields)
+        .annotate(
+            requests=Count("id"),
+            p=Sum("prompt_tokens"),
+            c=Sum("completion_tokens"),
+            t=Sum("total_tokens"),
+            cost=Sum("cost_usd"),
+            unknown=Count("id", filter=Q(usage_known=False)),
+        )
+        .order_by(key)
+    ):
+        totals = Totals(
+            requests=row["requests"],
+            prompt_tokens=row["p"] or 0,
+            completion_tokens=row["c"] or 0,
+            total_tokens=row["t"] or 0,
+            cost_usd=row["cost"] or Decimal(0),
+            unknown_usage_requests=row["unknown"],
+        )
+        text = str(row[key])
+        out.append(UsageGroup(key=text, label=str(row[label]) if label else text, totals=totals))
+    return out

@@ -239,12 +239,17 @@ def reply_finish(
     usage: Usage | None,
     error_code: str = "",
     error_detail: str = "",
+    resets_at: str | None = None,
     ttft_ms: int | None,
     latency_ms: int,
     provider: str,
+    called_provider: bool = True,
 ) -> Message | None:
     """Save the reply once, complete (or as far as it got), with its usage; then broadcast
-    `ai_stream_end`, the final `chat_message` and, on failure, `ai_error`."""
+    `ai_stream_end`, the final `chat_message` and, on failure, `ai_error`.
+
+    `called_provider=False`: the reply was refused before any call (budget, paused key): no
+    stream was started and no usage is recorded, only `ai_error` goes out."""
     reply = AiReply.objects.select_for_update().select_related("session").get(pk=reply_id)
     if reply.status != AiReply.Status.STREAMING:
         # Already closed (e.g. as interrupted by another process after a lock expiry).
@@ -256,10 +261,12 @@ def reply_finish(
         status=STATUS_FOR_FINISH[finish_reason],
         error_code=error_code,
         error_detail=error_detail,
+        resets_at=resets_at,
         usage=usage,
         ttft_ms=ttft_ms,
         latency_ms=latency_ms,
         provider=provider,
+        called_provider=called_provider,
     )
 
 
@@ -275,6 +282,8 @@ def _reply_close(
     latency_ms: int,
     provider: str,
     error_detail: str = "",
+    resets_at: str | None = None,
+    called_provider: bool = True,
 ) -> Message | None:
     session = reply.session
     message = None
@@ -288,30 +297,35 @@ def _reply_close(
     reply.reply = message
     reply.finished_at = timezone.now()
     reply.save(update_fields=["status", "finish_reason", "error_code", "reply", "finished_at"])
-    record = usage_record(
-        reply=reply,
-        provider=provider,
-        usage=usage,
-        finish_reason=reply.finish_reason,
-        error_code=error_code,
-        ttft_ms=ttft_ms,
-        latency_ms=latency_ms,
-    )
     group = session_group(session.pk)
-    end = AiStreamEnd(
-        stream_id=str(reply.stream_id),
-        message_id=message.pk if message else None,
-        finish_reason=finish_reason,  # type: ignore[arg-type]
-        usage=usage_out(record),
-    )
-    publish_on_commit(frame_event(group, end.model_dump()))
+    record = None
+    if called_provider:
+        record = usage_record(
+            reply=reply,
+            provider=provider,
+            usage=usage,
+            finish_reason=reply.finish_reason,
+            error_code=error_code,
+            ttft_ms=ttft_ms,
+            latency_ms=latency_ms,
+        )
+        end = AiStreamEnd(
+            stream_id=str(reply.stream_id),
+            message_id=message.pk if message else None,
+            finish_reason=finish_reason,  # type: ignore[arg-type]
+            usage=usage_out(record),
+        )
+        publish_on_commit(frame_event(group, end.model_dump()))
     if message is not None:
         others, _ = chat_message_frames(message)
         publish_on_commit(frame_event(group, {**others, "finish_reason": reply.finish_reason}))
     if error_code:
-        publish_on_commit(
-            frame_event(group, frame(AiError(code=error_code, detail=error_detail or None)))
+        error = AiError(
+            code=error_code,
+            detail=error_detail or None,
+            resets_at=resets_at,
         )
+        publish_on_commit(frame_event(group, frame(error)))
         ai_error("reply %s of session %s failed: %s", reply.pk, session.pk, error_code)
     else:
         ai_success(
@@ -321,7 +335,7 @@ def _reply_close(
             message.pk if message else None,
             finish_reason,
             len(text),
-            record.total_tokens if record.usage_known else "unknown",
+            record.total_tokens if record and record.usage_known else "unknown",
         )
     return message
 

@@ -7,8 +7,6 @@ from decimal import Decimal
 from typing import Literal
 from uuid import UUID
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Schema, Status
@@ -217,14 +215,6 @@ def _bound(value: dt.datetime | dt.date | None) -> dt.datetime | None:
     return dt.datetime.combine(value, dt.time.min, tzinfo=dt.UTC)
 
 
-GROUP_KEYS = {
-    "day": ("day", None),
-    "model": ("model", None),
-    "room": ("room_id", "room__name"),
-    "user": ("user_id", "user__username"),
-}
-
-
 def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object]:
     user = _user(request)
     now = timezone.now()
@@ -233,35 +223,14 @@ def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object]:
     if until <= since:
         raise ValidationFailed("until: must be after since.")
     rows = selectors.usage_rows(user=None if user.is_staff else user, since=since, until=until)
-    groups: list[dict[str, object]] = []
-    if query.group_by:
-        key, label = GROUP_KEYS[query.group_by]
-        grouped = rows.annotate(day=TruncDate("created_at")) if query.group_by == "day" else rows
-        fields = [key, label] if label else [key]
-        for row in (
-            grouped.values(*fields)
-            .annotate(
-                requests=Count("id"),
-                p=Sum("prompt_tokens"),
-                c=Sum("completion_tokens"),
-                t=Sum("total_tokens"),
-                cost=Sum("cost_usd"),
-                unknown=Count("id", filter=Q(usage_known=False)),
-            )
-            .order_by(key)
-        ):
-            groups.append(
-                {
-                    "key": str(row[key]),
-                    "label": str(row[label]) if label else str(row[key]),
-                    "requests": row["requests"],
-                    "prompt_tokens": row["p"] or 0,
-                    "completion_tokens": row["c"] or 0,
-                    "total_tokens": row["t"] or 0,
-                    "cost_usd": row["cost"] or Decimal(0),
-                    "unknown_usage_requests": row["unknown"],
-                }
-            )
+    groups = (
+        [
+            {"key": g.key, "label": g.label, **totals_out(g.totals)}
+            for g in selectors.usage_groups(rows, group_by=query.group_by)
+        ]
+        if query.group_by
+        else []
+    )
     return {
         "result": "success",
         "scope": "everyone" if user.is_staff else "own",

@@ -224,7 +224,7 @@ async def test_stop_keeps_the_partial_text(client_for, ws, upstream, room, alice
 
 async def test_late_joiner_gets_the_text_so_far(client_for, ws, upstream, room, alice, bob):
     text = "".join(f"w{i:03d} " for i in range(60))
-    upstream.then(Behavior(text=text, chunk_chars=5, delay=0.02))
+    upstream.then(Behavior(text=text, chunk_chars=5, delay=0.05))
     session = await start_session(client_for, alice, room)
     a = await ws(f"/ws/llm/{session}/", alice)
     await a.send_json_to({"type": "chat_message", "message": "go"})

@@ -1,0 +1,352 @@
+"""The seed's TODO list: key validation, usage, cost, budgets, rate limits (SPEC 7)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.utils import timezone
+
+from chat.services import room_create
+from llm import budgets, prices
+from llm.models import AiChatSession, LlmUsage
+from llm.providers.base import ChatMessage, ChatRequest, Usage
+from llm.providers.openai import reset_clients
+from llm.tests.upstream import Behavior
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def room(alice, bob):
+    room = room_create(owner=alice, name="devs")
+    room.participants.add(bob)
+    return room
+
+
+async def open_session(client_for, ws, user, room):
+    c = await sync_to_async(client_for)(user)
+    r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
+    assert r.status_code == 201, r.content
+    sid = r.json()["session_id"]
+    sock = await ws(f"/ws/llm/{sid}/", user)
+    await sock.recv_type("ai_joined")
+    return sid, sock
+
+
+# --- key validation ---------------------------------------------------------------------------
+def _llm_warnings():
+    return {w.id: w for w in run_checks() if w.id and w.id.startswith("llm.")}
+
+
+def test_check_warns_about_a_missing_key(settings):
+    settings.OPENAI_API_KEY = ""
+    settings.LLM_PROVIDER = ""
+    assert "llm.W001" in _llm_warnings()
+
+
+def test_check_warns_about_a_malformed_key(settings):
+    settings.OPENAI_API_KEY = "not a key"
+    settings.OPENAI_BASE_URL = ""
+    settings.LLM_PROVIDER = ""
+    assert "llm.W002" in _llm_warnings()
+
+
+def test_check_is_quiet_with_a_well_formed_key(settings):
+    settings.OPENAI_API_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
+    settings.LLM_PROVIDER = ""
+    settings.LLM_MODEL = "gpt-4o-mini"
+    assert _llm_warnings() == {}
+
+
+async def _llm_check(*args):
+    out, err = StringIO(), StringIO()
+
+    def run():
+        try:
+            call_command("llm_check", *args, stdout=out, stderr=err)
+        except SystemExit as exc:
+            return exc.code
+        return 0
+
+    code = await sync_to_async(run, thread_sensitive=False)()
+    return code, out.getvalue() + err.getvalue()
+
+
+async def test_llm_check_good_key(upstream):
+    code, text = await _llm_check()
+    assert code == 0
+    assert "OK" in text
+    assert upstream.api_key not in text
+
+
+async def test_llm_check_bad_key(upstream, settings):
+    settings.OPENAI_API_KEY = "sk-wrong-0123456789abcdefghij"
+    reset_clients()
+    code, text = await _llm_check()
+    assert code == 2
+    assert "bad_key" in text
+    assert "sk-wrong" not in text
+
+
+async def test_llm_check_unknown_model(upstream):
+    code, text = await _llm_check("--model", "no-such-model")
+    assert code == 3
+    assert "unknown_model" in text
+
+
+async def test_llm_check_no_server(upstream, settings):
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
+    reset_clients()
+    code, text = await _llm_check()
+    assert code == 4
+    assert "unreachable" in text
+
+
+async def test_llm_check_not_configured(settings):
+    settings.LLM_PROVIDER = ""
+    settings.OPENAI_API_KEY = ""
+    settings.DEBUG = False
+    code, text = await _llm_check()
+    assert code == 1
+    assert "OPENAI_API_KEY" in text
+
+
+async def test_a_refused_key_pauses_replies_server_wide(
+    client_for, ws, upstream, room, alice, bob, settings
+):
+    _, a = await open_session(client_for, ws, alice, room)
+    settings.OPENAI_API_KEY = "sk-revoked-0123456789abcdefghij"
+    reset_clients()
+    await a.send_json_to({"type": "chat_message", "message": "one"})
+    assert (await a.recv_type("ai_error"))["code"] == "upstream_auth"
+    calls = len(upstream.requests)
+    # Another member, another session: paused without asking the provider again.
+    _, b = await open_session(client_for, ws, bob, room)
+    await b.send_json_to({"type": "chat_message", "message": "two"})
+    err = await b.recv_type("ai_error")
+    assert err["code"] == "upstream_auth"
+    assert "paused" in err["detail"]
+    assert len(upstream.requests) == calls
+
+
+# --- cost ---------------------------------------------------------------------------------------
+def test_cost_is_decimal_arithmetic():
+    assert prices.cost_usd("gpt-4o-mini", 1000, 500) == Decimal("0.00045")
+    assert prices.cost_usd("gpt-4o", 1_000_000, 1_000_000) == Decimal("12.50")
+    assert prices.cost_usd("gpt-4o-mini-2024-07-18", 2_000_000, 0) == Decimal("0.30")
+    assert prices.cost_usd("unknown-model", 10, 10) is None
+
+
+def test_prices_can_be_overridden_and_zero(settings):
+    settings.LLM_PRICES = {
+        "llama3.1": {"input": 0, "output": 0},
+        "gpt-4o-mini": {"input": "1", "output": "2"},
+    }
+    prices.price_table.cache_clear()
+    try:
+        assert prices.cost_usd("llama3.1", 5000, 5000) == Decimal(0)
+        assert prices.cost_usd("gpt-4o-mini", 1_000_000, 1_000_000) == Decimal(3)
+    finally:
+        prices.price_table.cache_clear()
+
+
+def test_bad_prices_are_a_clear_error(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.LLM_PRICES = {"m": {"input": "cheap", "output": 1}}
+    prices.price_table.cache_clear()
+    try:
+        with pytest.raises(ImproperlyConfigured, match="not a number"):
+            prices.price_table()
+    finally:
+        prices.price_table.cache_clear()
+
+
+# --- usage ----------------------------------------------------------------------------------------
+async def test_usage_sums_equal_what_the_upstream_reported(client_for, ws, upstream, room, alice):
+    upstream.then(
+        Behavior(text="abcdefgh", chunk_chars=2, prompt_tokens=30),
+        Behavior(text="xyz", chunk_chars=1, prompt_tokens=50),
+    )
+    sid, a = await open_session(client_for, ws, alice, room)
+    for text in ("q1", "q2"):
+        await a.send_json_to({"type": "chat_message", "message": text})
+        await a.recv_type("ai_stream_end")
+    c = await sync_to_async(client_for)(alice)
+    usage = (await sync_to_async(c.get)("/api/llm/usage/")).json()
+    assert usage["totals"]["requests"] == 2
+    assert usage["totals"]["prompt_tokens"] == 80
+    assert usage["totals"]["completion_tokens"] == 4 + 3
+    assert usage["totals"]["total_tokens"] == 87
+    expected = (Decimal(80) * Decimal("0.15") + Decimal(7) * Decimal("0.60")) / Decimal(1_000_000)
+    assert Decimal(usage["totals"]["cost_usd"]) == expected
+    detail = (await sync_to_async(c.get)(f"/api/llm/sessions/{sid}/")).json()
+    assert detail["session"]["usage"]["total_tokens"] == 87
+    record = await sync_to_async(LlmUsage.objects.order_by("id").first)()
+    assert record.time_to_first_token_ms is not None
+    assert record.latency_ms >= record.time_to_first_token_ms
+    assert record.finish_reason == "stop"
+    assert record.model == "gpt-4o-mini"
+
+
+def _usage(user, room, session, model, tokens, cost, when=None):
+    return LlmUsage.objects.create(
+        provider="openai",
+        model=model,
+        user=user,
+        room=room,
+        session=session,
+        prompt_tokens=tokens,
+        completion_tokens=0,
+        total_tokens=tokens,
+        usage_known=True,
+        cost_usd=Decimal(cost),
+        latency_ms=1,
+        finish_reason="stop",
+        created_at=when or timezone.now(),
+    )
+
+
+@pytest.mark.django_db
+def test_usage_api_groups_and_scopes(client_for, room, alice, bob, make_user):
+    session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
+    _usage(alice, room, session, "gpt-4o-mini", 100, "0.01")
+    _usage(alice, room, session, "gpt-4o", 10, "0.10")
+    _usage(bob, room, session, "gpt-4o", 5, "0.05")
+    mine = client_for(alice).get("/api/llm/usage/?group_by=model").json()
+    assert mine["scope"] == "own"
+    assert mine["totals"]["total_tokens"] == 110
+    assert {g["key"]: g["total_tokens"] for g in mine["groups"]} == {
+        "gpt-4o": 10,
+        "gpt-4o-mini": 100,
+    }
+    staff = make_user("root", is_staff=True)
+    everyone = client_for(staff).get("/api/llm/usage/?group_by=user").json()
+    assert everyone["scope"] == "everyone"
+    assert {g["label"]: Decimal(g["cost_usd"]) for g in everyone["groups"]} == {
+        "alice": Decimal("0.11"),
+        "bob": Decimal("0.05"),
+    }
+    by_room = client_for(staff).get("/api/llm/usage/?group_by=room").json()
+    assert by_room["groups"][0]["label"] == "devs"
+    by_day = client_for(alice).get("/api/llm/usage/?group_by=day").json()
+    assert by_day["groups"][0]["key"] == timezone.now().date().isoformat()
+    assert client_for(alice).get("/api/llm/usage/?group_by=planet").status_code == 400
+    old = client_for(alice).get("/api/llm/usage/?since=2020-01-01&until=2020-02-01").json()
+    assert old["totals"]["requests"] == 0
+    assert (
+        client_for(alice).get("/api/llm/usage/?since=2020-02-01&until=2020-01-01").status_code
+        == 400
+    )
+
+
+@pytest.mark.django_db
+def test_llm_usage_command_prints_the_table(room, alice, bob):
+    session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
+    _usage(alice, room, session, "gpt-4o-mini", 100, "0.01")
+    _usage(bob, room, session, "gpt-4o-mini", 5, "0.02")
+    out = StringIO()
+    call_command("llm_usage", "--group-by", "user", stdout=out)
+    text = out.getvalue()
+    assert "alice" in text
+    assert "bob" in text
+    total = next(line for line in text.splitlines() if line.startswith("TOTAL"))
+    assert "105" in total
+    assert "0.03" in total
+
+
+# --- budgets -------------------------------------------------------------------------------------
+def _request(max_output=10):
+    return ChatRequest(
+        model="gpt-4o-mini", messages=[ChatMessage("user", "hello")], max_output_tokens=max_output
+    )
+
+
+@pytest.mark.django_db
+def test_daily_token_budget_edges(alice, settings):
+    request = _request()
+    worst = budgets.estimate_prompt_tokens(request) + request.max_output_tokens
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = worst - 1
+    with pytest.raises(budgets.BudgetExceeded) as exc:
+        budgets.budget_reserve(user_id=alice.pk, request=request)
+    tomorrow = (timezone.now() + dt.timedelta(days=1)).date()
+    assert exc.value.resets_at.date() == tomorrow
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = worst
+    reservation = budgets.budget_reserve(user_id=alice.pk, request=request)
+    # The reservation holds the budget: a concurrent second call cannot overshoot.
+    with pytest.raises(budgets.BudgetExceeded):
+        budgets.budget_reserve(user_id=alice.pk, request=request)
+    # Settled to what was used, the rest is free again.
+    budgets.budget_settle(reservation=reservation, usage=Usage(3, 2, 5))
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = worst + 5
+    budgets.budget_reserve(user_id=alice.pk, request=request)
+
+
+@pytest.mark.django_db
+def test_daily_budget_counts_recorded_usage(room, alice, bob, settings):
+    session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
+    _usage(alice, room, session, "gpt-4o-mini", 1000, "0")
+    request = _request()
+    worst = budgets.estimate_prompt_tokens(request) + request.max_output_tokens
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = 1000 + worst - 1
+    with pytest.raises(budgets.BudgetExceeded):
+        budgets.budget_reserve(user_id=alice.pk, request=request)
+    budgets.budget_reserve(user_id=bob.pk, request=request)
+
+
+@pytest.mark.django_db
+def test_monthly_cost_budget_edges(alice, bob, settings):
+    request = _request(max_output=1_000_000)
+    worst = prices.cost_usd("gpt-4o-mini", budgets.estimate_prompt_tokens(request), 1_000_000)
+    settings.LLM_MONTHLY_COST_BUDGET_USD = worst - Decimal("0.000001")
+    with pytest.raises(budgets.BudgetExceeded) as exc:
+        budgets.budget_reserve(user_id=alice.pk, request=request)
+    assert exc.value.resets_at.day == 1
+    settings.LLM_MONTHLY_COST_BUDGET_USD = worst
+    budgets.budget_reserve(user_id=alice.pk, request=request)
+    # The whole server shares it.
+    with pytest.raises(budgets.BudgetExceeded):
+        budgets.budget_reserve(user_id=bob.pk, request=request)
+
+
+async def test_over_budget_gets_ai_error_and_keeps_the_message(
+    client_for, ws, upstream, room, alice, settings
+):
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = 5
+    _, a = await open_session(client_for, ws, alice, room)
+    await a.send_json_to({"type": "chat_message", "message": "expensive question"})
+    mine = await a.recv_type("chat_message")
+    err = await a.recv_type("ai_error")
+    assert err["code"] == "budget_exceeded"
+    assert err["resets_at"]
+    assert upstream.requests == []
+    from chat.models import Message
+
+    assert await sync_to_async(Message.objects.filter(pk=mine["message_id"]).exists)()
+    assert await sync_to_async(LlmUsage.objects.count)() == 0
+
+
+# --- rate limits across processes ----------------------------------------------------------------
+@pytest.mark.redis
+async def test_two_sockets_share_one_limit_in_redis(client_for, ws, room, alice, settings):
+    settings.LLM_PROVIDER = "echo"
+    settings.LLM_USER_RATE = "3/minute"
+    sid, a = await open_session(client_for, ws, alice, room)
+    b = await ws(f"/ws/llm/{sid}/", alice)
+    await b.recv_type("ai_joined")
+    for sock, text in ((a, "1"), (b, "2"), (a, "3")):
+        await sock.send_json_to({"type": "chat_message", "message": text})
+        while (await sock.recv_type("chat_message"))["message"] != text:
+            pass
+    # A fresh limiter (as in another server process) sees the same count.
+    from core import ratelimit
+
+    ratelimit._async_limiters.clear()
+    await b.send_json_to({"type": "chat_message", "message": "4"})
+    assert (await b.recv_type("ai_error"))["code"] == "rate_limited"
