@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import User
-from core import ratelimit
+from core import ratelimit, sockets
 
 PASSWORD = "Correct-Horse-42"
 
@@ -52,6 +52,7 @@ async def _close_thread_connections() -> AsyncIterator[None]:
 @pytest.fixture(autouse=True)
 def _fresh_shared_state() -> Iterator[None]:
     ratelimit.reset()
+    sockets.reset()
     cache.clear()
     yield
     ratelimit.reset()

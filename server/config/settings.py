@@ -200,6 +200,8 @@ LLM_MAX_OUTPUT_TOKENS: int = int_setting("LLM_MAX_OUTPUT_TOKENS", 1024)
 LLM_TIMEOUT_SECONDS: float = float(setting("LLM_TIMEOUT_SECONDS", "30"))
 LLM_MAX_RETRIES: int = int_setting("LLM_MAX_RETRIES", 2)
 LLM_USER_RATE: str = setting("LLM_USER_RATE", "10/minute")
+# A session's generation lock outlives a dead holder by at most this long (renewed while held).
+LLM_LOCK_TTL_SECONDS: int = int_setting("LLM_LOCK_TTL_SECONDS", 30)
 LLM_USER_DAILY_TOKEN_BUDGET: int = int_setting("LLM_USER_DAILY_TOKEN_BUDGET", 0)
 try:
     LLM_MONTHLY_COST_BUDGET_USD: Decimal = Decimal(setting("LLM_MONTHLY_COST_BUDGET_USD", "0"))

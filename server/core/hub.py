@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
+from core import sockets
 from core.events import CONTROL, FRAME
 
 logger = logging.getLogger(__name__)
@@ -145,10 +146,21 @@ class Hub:
 
     async def _refresh(self) -> None:
         # Group memberships expire in Redis (channels-redis group_expiry) and vanish when Redis
-        # restarts; re-announcing them keeps a long-lived process subscribed.
+        # restarts; re-announcing them keeps a long-lived process subscribed. The same goes for
+        # this process's entries in the per-user socket count.
         while True:
             await asyncio.sleep(settings.HUB_REFRESH_SECONDS)
             await self._rejoin()
+            live = {
+                (member.user_id, socket_id)
+                for members in self.groups.values()
+                for member in members
+                if (socket_id := getattr(member, "socket_id", None)) is not None
+            }
+            try:
+                await sockets.refresh(live)
+            except Exception:
+                logger.warning("Could not refresh the socket registry", exc_info=True)
 
     async def close(self) -> None:
         for task in self._tasks:

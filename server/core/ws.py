@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from core import sockets
 from core.errors import AppError, InvalidJson, UnknownType
 from core.groups import user_group
 from core.hub import encode, get_hub
@@ -139,10 +141,16 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self._close_sent = False
+        self.socket_id = uuid.uuid4().hex
+        self._registered = False
         await self.accept()
         hub = get_hub()
         groups = [user_group(self.user_id)]
         try:
+            if not await sockets.register(self.user_id, self.socket_id):
+                logger.warning("User %s is at the cap of open sockets", self.user_id)
+                raise Refused(CLOSE_TOO_MANY_SOCKETS)
+            self._registered = True
             # Join before checking access: an event that revokes access after the check can
             # then not slip past this socket. Frames wait in the outbox until the check passes.
             targets = await self.targets()
@@ -171,14 +179,20 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     async def _shut(self, code: int) -> None:
         self._closing = True
-        await get_hub().leave_all(self.hub_groups, self)
-        self.hub_groups = []
+        await self._release()
         await self.close(code)
+
+    async def _release(self) -> None:
+        """Leave the hub's groups and stop counting towards the user's socket cap."""
+        await get_hub().leave_all(getattr(self, "hub_groups", []), self)
+        self.hub_groups = []
+        if getattr(self, "_registered", False):
+            self._registered = False
+            await sockets.unregister(self.user_id, self.socket_id)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self._closing = True
-        await get_hub().leave_all(getattr(self, "hub_groups", []), self)
-        self.hub_groups = []
+        await self._release()
         writer = getattr(self, "_writer", None)
         if writer is not None:
             writer.cancel()

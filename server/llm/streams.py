@@ -23,9 +23,6 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-LOCK_TTL_SECONDS = 30
-LOCK_RENEW_SECONDS = 10
-
 
 @dataclass
 class Snapshot:
@@ -96,9 +93,10 @@ async def session_lock(session_id: UUID) -> AsyncIterator[None]:
         async with lock:
             yield
         return
-    redis_lock = _redis().lock(_key("lock", session_id), timeout=LOCK_TTL_SECONDS, sleep=0.05)
+    ttl = settings.LLM_LOCK_TTL_SECONDS
+    redis_lock = _redis().lock(_key("lock", session_id), timeout=ttl, sleep=0.05)
     await redis_lock.acquire()
-    keeper = asyncio.create_task(_keep_alive(redis_lock))
+    keeper = asyncio.create_task(_keep_alive(redis_lock, ttl / 3))
     try:
         yield
     finally:
@@ -111,9 +109,9 @@ async def session_lock(session_id: UUID) -> AsyncIterator[None]:
             logger.warning("Session lock %s was lost before release", session_id)
 
 
-async def _keep_alive(redis_lock: Any) -> None:
+async def _keep_alive(redis_lock: Any, every: float) -> None:
     while True:
-        await asyncio.sleep(LOCK_RENEW_SECONDS)
+        await asyncio.sleep(every)
         try:
             await redis_lock.reacquire()
         except Exception:

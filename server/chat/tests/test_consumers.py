@@ -214,3 +214,19 @@ async def test_two_clients_exchange_messages_over_redis(ws, room, alice, bob, se
     assert (await b.recv())["message"] == "ping"
     await b.send_json_to({"type": "chat_message", "message": "pong"})
     assert (await a.recv_type("chat_message"))["message"] in ("ping", "pong")
+
+
+async def test_open_sockets_per_user_are_capped(ws, room, alice, bob, settings):
+    settings.MAX_SOCKETS_PER_USER = 2
+    first = await ws(path(room), alice)
+    await ws(path(room), alice)
+    third = await ws(path(room), alice)
+    assert await third.closed_with() == 4429
+    # Others are not affected, and a closed socket frees its place.
+    other = await ws(path(room), bob)
+    await other.send_json_to({"type": "chat_message", "message": "fine"})
+    assert (await other.recv())["message"] == "fine"
+    await first.disconnect()
+    again = await ws(path(room), alice)
+    await again.send_json_to({"type": "chat_message", "message": "room again"})
+    assert (await again.recv_type("chat_message"))["message"] == "room again"

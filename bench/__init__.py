@@ -1,0 +1,1 @@
+"""Load benchmarks of the chat server against its peers (`make bench`, `make bench-quick`)."""
