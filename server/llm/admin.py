@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from llm.models import AiChatSession, AiReply, LlmUsage
+from llm.selectors import usage_totals
 from llm.services import session_deactivate
 
 
@@ -73,3 +76,13 @@ class LlmUsageAdmin(admin.ModelAdmin[LlmUsage]):
     list_select_related = ("user", "room")
     raw_id_fields = ("user", "session", "room", "reply")
     date_hierarchy = "created_at"
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        # Totals of what the filters select, above the list.
+        context = getattr(response, "context_data", None)
+        if context is not None and "cl" in context:
+            context["usage_totals"] = usage_totals(context["cl"].queryset)
+        return response

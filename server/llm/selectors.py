@@ -22,14 +22,16 @@ def session_visible_to(user: User) -> QuerySet[AiChatSession]:
     return AiChatSession.objects.filter(room__in=rooms)
 
 
-def access_session(*, session_id: UUID, user: User) -> AiChatSession:
-    """The session, if `user` is a member of its room; otherwise NotFound, exactly as for a
-    session that does not exist."""
+def access_session(*, session_id: UUID, user: User, staff_sees_all: bool = False) -> AiChatSession:
+    """The session, if `user` is a member of its room (or staff, where the caller allows it);
+    otherwise NotFound, exactly as for a session that does not exist."""
+    visible = (
+        AiChatSession.objects.all()
+        if staff_sees_all and user.is_staff
+        else session_visible_to(user)
+    )
     session = (
-        session_visible_to(user)
-        .select_related("room", "room__owner", "created_by")
-        .filter(pk=session_id)
-        .first()
+        visible.select_related("room", "room__owner", "created_by").filter(pk=session_id).first()
     )
     if session is None:
         raise NotFound("No such AI session.")

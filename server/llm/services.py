@@ -57,7 +57,7 @@ def session_deactivate(*, session_id: UUID, actor: User) -> AiChatSession:
     """The room's owner, the session's creator or staff ends a session: pending replies are
     cancelled, a reply in progress is stopped, and its sockets get `ai_session_ended` and are
     closed with 4410, on every server process."""
-    session = access_session(session_id=session_id, user=actor)
+    session = access_session(session_id=session_id, user=actor, staff_sees_all=True)
     if actor.pk not in (session.room.owner_id, session.created_by_id) and not actor.is_staff:
         raise Forbidden("Only the room's owner or the session's creator can end this session.")
     if not session.is_active:

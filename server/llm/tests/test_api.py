@@ -285,3 +285,40 @@ async def test_ai_session_rate_limit(client_for, ws, room, alice, settings):
     from chat.models import Message
 
     assert await sync_to_async(Message.objects.filter(content="too many").count)() == 0
+
+
+def test_admin_usage_list_shows_totals_and_sessions_can_be_deactivated(
+    client_for, room, alice, make_user, echo
+):
+    from decimal import Decimal
+
+    from llm.models import LlmUsage
+
+    session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
+    for tokens in (100, 23):
+        LlmUsage.objects.create(
+            provider="openai",
+            model="gpt-4o-mini",
+            user=alice,
+            room=room,
+            session=session,
+            prompt_tokens=tokens,
+            completion_tokens=0,
+            total_tokens=tokens,
+            usage_known=True,
+            cost_usd=Decimal("0.5"),
+            latency_ms=1,
+            finish_reason="stop",
+        )
+    staff = client_for(make_user("root", is_staff=True, is_superuser=True))
+    page = staff.get("/admin/llm/llmusage/?model=gpt-4o-mini")
+    assert page.status_code == 200
+    assert page.context["usage_totals"].total_tokens == 123
+    assert b"123 tokens" in page.content
+    r = staff.post(
+        "/admin/llm/aichatsession/",
+        {"action": "deactivate", "_selected_action": [str(session.pk)]},
+    )
+    assert r.status_code == 302
+    session.refresh_from_db()
+    assert session.is_active is False
