@@ -85,7 +85,9 @@ def ai_message_post(
     message and queues nothing (one message, one provider call)."""
     try:
         with transaction.atomic():
-            session = AiChatSession.objects.filter(pk=session_id).first()
+            # Locking the session row makes messages of one session commit in id order, so
+            # "message order" is one order for every process and every member.
+            session = AiChatSession.objects.select_for_update().filter(pk=session_id).first()
             if session is None or not room_is_member(room_id=session.room_id, user=sender):
                 raise NotFound("No such AI session.")
             if not session.is_active:
@@ -174,7 +176,7 @@ def reply_claim_next(*, session_id: UUID) -> ClaimedReply | None:
         AiReply.objects.select_for_update(skip_locked=True)
         .filter(session_id=session_id, status=AiReply.Status.PENDING)
         .select_related("session", "trigger", "trigger__sender")
-        .order_by("id")
+        .order_by("trigger_id")
         .first()
     )
     if reply is None:
