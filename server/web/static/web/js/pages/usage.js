@@ -1,0 +1,93 @@
+// AI usage: totals, tokens and cost by day, by model, and (staff) by user and by room.
+import { api } from "../api.js";
+import { $, h, pageData } from "../dom.js";
+import { gettext, lang, ngettext } from "../i18n.js";
+import { sentence } from "../notices.js";
+import { barList, columnChart } from "../charts.js";
+
+const data = pageData();
+const isStaff = Boolean(data.user && data.user.is_staff);
+const numberFormat = new Intl.NumberFormat(lang);
+const dayFormat = new Intl.DateTimeFormat(lang, { month: "numeric", day: "numeric", timeZone: "UTC" });
+
+const tokens = (v) => numberFormat.format(Math.round(v));
+export function usd(v) {
+  const n = Number(v) || 0;
+  if (n === 0) return "$0";
+  return `$${n >= 100 ? n.toFixed(0) : n >= 1 ? n.toFixed(2) : n.toPrecision(2)}`;
+}
+
+function isoDay(date) {
+  return date.toISOString().slice(0, 10);
+}
+
+// Every day of the period, so that days without usage show as gaps, not as missing bars.
+function days(since, until) {
+  const out = [];
+  for (let d = new Date(since); d < until; d.setUTCDate(d.getUTCDate() + 1)) out.push(isoDay(d));
+  return out;
+}
+
+function card(label, value, detail) {
+  return h("div", { class: "stat" }, h("span", { class: "stat-label" }, label), h("span", { class: "stat-value" }, value), detail ? h("span", { class: "stat-detail" }, detail) : null);
+}
+
+async function fetchGroups(groupBy, since) {
+  return api("/api/llm/usage/", { query: { since, group_by: groupBy } });
+}
+
+async function load() {
+  const error = $("#usage-error");
+  error.hidden = true;
+  const range = Number($("#range").value);
+  const today = new Date();
+  const start = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - (range - 1)));
+  const since = isoDay(start);
+  const end = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() + 1));
+  try {
+    const wanted = ["day", "model", ...(isStaff ? ["user", "room"] : [])];
+    const results = await Promise.all(wanted.map((g) => fetchGroups(g, since)));
+    const byKind = Object.fromEntries(wanted.map((g, i) => [g, results[i]]));
+    const totals = byKind.day.totals;
+    const unknown = totals.unknown_usage_requests || 0;
+    $("#totals").replaceChildren(
+      card(gettext("Requests"), numberFormat.format(totals.requests)),
+      card(gettext("Tokens"), tokens(totals.total_tokens), gettext("%(prompt)s in · %(completion)s out", { prompt: tokens(totals.prompt_tokens), completion: tokens(totals.completion_tokens) })),
+      card(gettext("Cost"), usd(totals.cost_usd), unknown ? ngettext("%(count)s call without usage figures", "%(count)s calls without usage figures", unknown) : null),
+    );
+    $("#totals").setAttribute("aria-busy", "false");
+
+    const perDay = new Map(byKind.day.groups.map((g) => [g.key.slice(0, 10), g]));
+    const dayKeys = days(start, end);
+    const labels = dayKeys.map((d) => dayFormat.format(new Date(`${d}T00:00:00Z`)));
+    const pick = (field) => dayKeys.map((d) => Number(perDay.get(d)?.[field] || 0));
+    columnChart($("#chart-tokens-day"), {
+      title: gettext("Tokens by day"),
+      labels,
+      series: [
+        { name: gettext("Prompt tokens"), values: pick("prompt_tokens") },
+        { name: gettext("Completion tokens"), values: pick("completion_tokens") },
+      ],
+      format: tokens,
+    });
+    columnChart($("#chart-cost-day"), { title: gettext("Cost by day (USD)"), labels, series: [{ name: gettext("Cost"), values: pick("cost_usd") }], format: usd });
+    const rows = (groups) =>
+      groups.map((g) => ({
+        label: g.label,
+        value: Number(g.total_tokens) || 0,
+        note: `${usd(g.cost_usd)} · ${ngettext("%(count)s request", "%(count)s requests", g.requests)}`,
+      }));
+    const listOptions = { format: tokens, valueName: gettext("Tokens"), noteName: gettext("Cost and requests") };
+    barList($("#chart-model"), { title: gettext("By model"), rows: rows(byKind.model.groups), ...listOptions });
+    if (isStaff) {
+      barList($("#chart-user"), { title: gettext("By user"), rows: rows(byKind.user.groups), ...listOptions });
+      barList($("#chart-room"), { title: gettext("By room"), rows: rows(byKind.room.groups), ...listOptions });
+    }
+  } catch (err) {
+    error.textContent = sentence(err.code, { message: err.message });
+    error.hidden = false;
+  }
+}
+
+$("#range").addEventListener("change", load);
+load();

@@ -1,0 +1,40 @@
+// What every page has: the sign-out button and the narrow-screen side-panel toggle.
+import { api } from "./api.js";
+
+const signOut = document.getElementById("sign-out");
+if (signOut) {
+  signOut.addEventListener("click", async () => {
+    signOut.disabled = true;
+    try {
+      await api("/api/auth/logout/", { method: "POST" });
+    } finally {
+      window.location.assign("/login/");
+    }
+  });
+}
+
+// On a phone the side panel covers the conversation; it opens from the header and closes
+// from its own button or with Escape.
+for (const toggle of document.querySelectorAll(".side-toggle")) {
+  const panel = document.getElementById(toggle.getAttribute("aria-controls"));
+  if (!panel) continue;
+  const setOpen = (open) => {
+    toggle.setAttribute("aria-expanded", String(open));
+    panel.classList.toggle("open", open);
+  };
+  toggle.addEventListener("click", () => {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    setOpen(open);
+    if (open) panel.querySelector(".side-close")?.focus();
+  });
+  panel.querySelector(".side-close")?.addEventListener("click", () => {
+    setOpen(false);
+    toggle.focus();
+  });
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && panel.classList.contains("open")) {
+      setOpen(false);
+      toggle.focus();
+    }
+  });
+}
