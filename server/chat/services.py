@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from uuid import UUID
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from core.errors import EmptyMessage, Forbidden, MessageTooLong, NotFound, Valid
 from core.events import control_event, frame_event, publish_on_commit
 from core.groups import room_group, user_group
 from core.ws import CLOSE_FORBIDDEN
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ def message_post(
             publish_on_commit(
                 frame_event(room_group(room_id), others, sender_id=sender.pk, self_frame=mine)
             )
+            transaction.on_commit(partial(metrics.record_message, "room"))
     except IntegrityError:
         if client_id is None:
             raise

@@ -39,6 +39,19 @@ def int_setting(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from exc
 
 
+def bool_setting(name: str, default: bool) -> bool:
+    """true/false (yes/no, on/off, 1/0); empty means the default, anything else is refused
+    rather than read as false (a typo must not turn a security setting off)."""
+    raw = setting(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on", "y"):
+        return True
+    if raw in ("0", "false", "no", "off", "n"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}.")
+
+
 def list_setting(name: str, default: list[str]) -> list[str]:
     raw = env.str(name, default="")
     return [item.strip() for item in raw.split(",") if item.strip()] if raw.strip() else default
@@ -70,11 +83,16 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "chat",
+    "ops",
     "llm",
     "web",
 ]
 
 MIDDLEWARE = [
+    # Outermost: every request gets an id and is counted; probes are answered before host
+    # validation and the HTTPS redirect (see ops.middleware).
+    "ops.middleware.RequestTrackingMiddleware",
+    "ops.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "web.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -131,7 +149,7 @@ else:
 DB_IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"
 # SQLite allows one writer at a time, so ORM work stays on Django's single sync thread there;
 # PostgreSQL gets a pool of threads (channels' thread-sensitive default serialises all ORM work).
-DB_THREAD_SENSITIVE: bool = env.bool("DB_THREAD_SENSITIVE", default=DB_IS_SQLITE)
+DB_THREAD_SENSITIVE: bool = bool_setting("DB_THREAD_SENSITIVE", DB_IS_SQLITE)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, shared counters -------------------------------------------
@@ -245,30 +263,64 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
 if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = bool_setting("SESSION_COOKIE_SECURE", True)
+    CSRF_COOKIE_SECURE = bool_setting("CSRF_COOKIE_SECURE", True)
+    SECURE_SSL_REDIRECT = bool_setting("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = int_setting("SECURE_HSTS_SECONDS", 31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = bool_setting("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Only allows the domain to be submitted to the browsers' preload list (check --deploy
+    # asks for it); submitting is a separate, deliberate step.
+    SECURE_HSTS_PRELOAD = bool_setting("SECURE_HSTS_PRELOAD", True)
     # Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
-    if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    if bool_setting("SECURE_PROXY_SSL_HEADER", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SILENCED_SYSTEM_CHECKS = list_setting("SILENCED_SYSTEM_CHECKS", [])
 
+# --- Operations: metrics ---------------------------------------------------------------------
+# A bearer token that may read /metrics (signed-in staff may too); empty: staff only.
+METRICS_TOKEN: str = setting("METRICS_TOKEN", "")
+# With several worker processes: a directory where each keeps its metric values, so that any
+# of them can answer a scrape with the sum (prometheus_client's multiprocess mode, which reads
+# the variable from the environment itself; deploy/container.sh start sets it up).
+PROMETHEUS_MULTIPROC_DIR: str = setting("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR} is not a directory: create it "
+        "(empty) before the server starts."
+    )
+
 # --- Logging --------------------------------------------------------------------------------
+# Everything goes to stdout (what `docker compose logs web` shows), one line per record:
+# `plain` text, or `json` objects whose "message" keeps the seed's [AI_...] prefixes.
 LOG_LEVEL: str = setting("LOG_LEVEL", "INFO")
+LOG_FORMAT: str = setting("LOG_FORMAT", "plain").lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+_log_handler = {
+    "class": "logging.StreamHandler",
+    "formatter": LOG_FORMAT,
+    "stream": "ext://sys.stdout",
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "ops.logs.PlainFormatter"},
+        "json": {"()": "ops.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"drop_probes": {"()": "ops.logs.DropProbeAccessLines"}},
+    "handlers": {
+        "console": _log_handler,
+        "access": {**_log_handler, "filters": ["drop_probes"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "INFO"},
         # Drops of messages for slow clients are worth seeing.
         "channels_redis": {"level": "INFO"},
+        # uvicorn sets up its own loggers before Django starts; taking them over gives every
+        # line one format, on stdout, without the access lines of health checks and scrapes.
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }

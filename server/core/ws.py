@@ -26,6 +26,7 @@ from core import sockets
 from core.errors import AppError, InvalidJson, UnknownType
 from core.groups import user_group
 from core.hub import encode, get_hub
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,13 @@ async def refuse(receive: Receive, send: Send, code: int) -> None:
         return
     await send({"type": "websocket.accept"})
     await send({"type": "websocket.close", "code": code})
+    metrics.record_socket_close(code)
+
+
+def socket_route(scope: Scope) -> str:
+    """The route of a socket for metrics: "chat" for /ws/chat/..., "llm" for /ws/llm/..."""
+    parts = str(scope.get("path", "")).strip("/").split("/")
+    return parts[1] if len(parts) > 1 and parts[0] == "ws" else "other"
 
 
 class SocketGuard:
@@ -132,6 +140,15 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
 
     user_id: int
     hub_groups: list[str]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Counted for the whole life of the connection, however it ends (even cancelled).
+        route = socket_route(scope)
+        metrics.socket_opened(route)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            metrics.socket_closed(route)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.user = self.scope["user"]
@@ -208,6 +225,7 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if self._close_sent:
             return
         self._close_sent = True
+        metrics.record_socket_close(code if type(code) is int else 1000)
         await super().close(code=code, reason=reason)
 
     # --- outgoing ------------------------------------------------------------------------
@@ -224,6 +242,7 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.deliver(encode(frame))
 
     def send_error(self, error: AppError) -> None:
+        metrics.record_socket_error(error.code)
         frame = {"type": "error", "code": error.code, "message": error.message, **error.extra}
         self.send_frame(frame)
 

@@ -1,0 +1,120 @@
+"""Readiness: whether this process can serve, part by part.
+
+Each check is bounded in time and they run side by side, so a load balancer's probe gets an
+answer in about `CHECK_TIMEOUT_SECONDS` even when a service hangs. What a failed check says in
+the answer is safe to show anyone (the probe is public): the exception itself goes to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from uuid import uuid4
+
+from channels.layers import get_channel_layer
+from django.core.cache import cache, caches
+from django.db import connection
+
+from core.db import db_async
+from llm.providers import provider_name
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+class NotReady(Exception):
+    """A check's failure whose message may be shown in the public answer."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    ms: float
+
+
+def _database_ping() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        if cursor.fetchone() != (1,):
+            raise NotReady("the database answered SELECT 1 with something else")
+
+
+async def check_database() -> str:
+    await db_async(_database_ping)()
+    return connection.vendor
+
+
+async def check_channel_layer() -> str:
+    """A message sent to a channel of this process comes back: the layer (Redis, when
+    configured) carries messages."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise NotReady("no channel layer is configured")
+    channel = await layer.new_channel()
+    token = uuid4().hex
+    await layer.send(channel, {"type": "readyz.ping", "token": token})
+    message = await layer.receive(channel)
+    if message.get("token") != token:
+        raise NotReady("the channel layer returned another message")
+    return type(layer).__name__
+
+
+async def check_cache() -> str:
+    key = f"readyz:{uuid4().hex}"
+    token = uuid4().hex
+    await cache.aset(key, token, timeout=30)
+    try:
+        if await cache.aget(key) != token:
+            raise NotReady("the cache did not return what was stored")
+    finally:
+        await cache.adelete(key)
+    return type(caches["default"]).__name__
+
+
+async def check_ai_provider() -> str:
+    """The AI sessions have a provider (SPEC 7.1): a key for `openai`, or the offline `echo`,
+    chosen or as the fallback with DEBUG on. Configuration only: the provider is not called
+    (`manage.py llm_check` does that)."""
+    name = provider_name()
+    if name is None:
+        raise NotReady(
+            "not configured: set OPENAI_API_KEY, or LLM_PROVIDER=echo for the offline assistant"
+        )
+    return name
+
+
+CHECKS: dict[str, Callable[[], Awaitable[str]]] = {
+    "database": check_database,
+    "channel_layer": check_channel_layer,
+    "cache": check_cache,
+    "ai_provider": check_ai_provider,
+}
+
+
+async def _run(name: str, check: Callable[[], Awaitable[str]]) -> CheckResult:
+    started = time.perf_counter()
+    ok = False
+    try:
+        detail = await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+        ok = True
+    except TimeoutError:
+        detail = f"no answer within {CHECK_TIMEOUT_SECONDS:g} s"
+        logger.warning("Readiness check %s timed out", name)
+    except NotReady as exc:
+        detail = str(exc)
+        logger.warning("Readiness check %s failed: %s", name, detail)
+    except Exception as exc:
+        detail = f"failed ({type(exc).__name__})"
+        logger.warning("Readiness check %s failed", name, exc_info=True)
+    elapsed = (time.perf_counter() - started) * 1000
+    return CheckResult(name=name, ok=ok, detail=detail, ms=round(elapsed, 1))
+
+
+async def readiness() -> list[CheckResult]:
+    return list(await asyncio.gather(*(_run(name, check) for name, check in CHECKS.items())))
