@@ -5,7 +5,9 @@ import { h, svg } from "./dom.js";
 import { gettext } from "./i18n.js";
 
 const HEIGHT = 220;
-const MARGIN = { top: 10, right: 10, bottom: 34, left: 56 };
+const MARGIN = { top: 10, right: 10, bottom: 34 };
+// Room for text, at the charts' 11px font, without measuring it in the page.
+const CHAR_PX = 7;
 
 // Round numbers for the axis: 0, step, 2*step... covering `max`.
 export function niceTicks(max, count = 4) {
@@ -73,7 +75,8 @@ export function columnChart(container, { title, labels, series, format, stacked 
   responsive(container, (width) => {
     const ticks = niceTicks(Math.max(...totals));
     const top = ticks[ticks.length - 1];
-    const plotW = width - MARGIN.left - MARGIN.right;
+    const left = 12 + CHAR_PX * Math.max(...ticks.map((t) => format(t).length));
+    const plotW = width - left - MARGIN.right;
     const plotH = HEIGHT - MARGIN.top - MARGIN.bottom;
     const y = (v) => MARGIN.top + plotH - (v / top) * plotH;
     const band = plotW / labels.length;
@@ -82,12 +85,12 @@ export function columnChart(container, { title, labels, series, format, stacked 
     const root = svg("svg", { viewBox: `0 0 ${width} ${HEIGHT}`, width, height: HEIGHT, role: "img", "aria-label": title, class: "chart-svg" });
     for (const t of ticks) {
       root.append(
-        svg("line", { class: "grid", x1: MARGIN.left, x2: width - MARGIN.right, y1: y(t), y2: y(t) }),
-        svg("text", { class: "tick", x: MARGIN.left - 6, y: y(t), dy: "0.32em", "text-anchor": "end" }, format(t)),
+        svg("line", { class: "grid", x1: left, x2: width - MARGIN.right, y1: y(t), y2: y(t) }),
+        svg("text", { class: "tick", x: left - 6, y: y(t), dy: "0.32em", "text-anchor": "end" }, format(t)),
       );
     }
     labels.forEach((label, i) => {
-      const x = MARGIN.left + band * i + (band - barW) / 2;
+      const x = left + band * i + (band - barW) / 2;
       let base = 0;
       series.forEach((s, k) => {
         const v = s.values[i];
@@ -107,12 +110,12 @@ export function columnChart(container, { title, labels, series, format, stacked 
         root.append(svg("text", { class: "tick", x: x + barW / 2, y: HEIGHT - MARGIN.bottom + 16, "text-anchor": "middle" }, label));
       }
     });
-    root.append(svg("line", { class: "axis", x1: MARGIN.left, x2: width - MARGIN.right, y1: y(0), y2: y(0) }));
+    root.append(svg("line", { class: "axis", x1: left, x2: width - MARGIN.right, y1: y(0), y2: y(0) }));
     container.replaceChildren(root, legend(series) || "", table);
   });
 }
 
-// rows: [{label, value, note}] drawn as horizontal bars, largest first.
+// rows: [{label, value, note}] drawn as horizontal bars, largest first, each under its text.
 export function barList(container, { title, rows, format, valueName, noteName }) {
   const sorted = [...rows].sort((a, b) => b.value - a.value);
   if (!sorted.length || sorted.every((r) => !(r.value > 0))) {
@@ -121,21 +124,19 @@ export function barList(container, { title, rows, format, valueName, noteName })
   }
   const table = dataTable(title, [title, valueName, noteName], sorted.map((r) => [r.label, format(r.value), r.note]));
   responsive(container, (width) => {
-    const rowH = 30;
-    const labelW = Math.min(160, Math.floor(width * 0.35));
-    const valueW = 120;
-    const plotW = Math.max(40, width - labelW - valueW);
-    const height = sorted.length * rowH + 4;
+    const rowH = 42;
+    const height = sorted.length * rowH;
     const max = sorted[0].value;
+    const fit = Math.floor(width / CHAR_PX);
     const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": title, class: "chart-svg" });
     sorted.forEach((r, i) => {
-      const y = i * rowH + 4;
-      const w = Math.max(1, (r.value / max) * plotW);
-      const label = r.label.length > 22 ? `${r.label.slice(0, 21)}…` : r.label;
+      const y = i * rowH;
+      const w = Math.max(2, (r.value / max) * (width - 2));
+      let text = `${r.label} · ${format(r.value)} · ${r.note}`;
+      if (text.length > fit) text = `${text.slice(0, fit - 1)}…`;
       root.append(
-        svg("text", { class: "tick", x: labelW - 8, y: y + rowH / 2 - 2, dy: "0.32em", "text-anchor": "end" }, svg("title", {}, r.label), label),
-        svg("rect", { class: "bar s0", x: labelW, y: y + 3, width: w, height: rowH - 12, rx: 2, "data-value": r.value, "data-label": r.label }, svg("title", {}, `${r.label}: ${format(r.value)} · ${r.note}`)),
-        svg("text", { class: "tick value", x: labelW + w + 6, y: y + rowH / 2 - 2, dy: "0.32em" }, `${format(r.value)} · ${r.note}`),
+        svg("text", { class: "tick label", x: 0, y: y + 13 }, text),
+        svg("rect", { class: "bar s0", x: 0, y: y + 19, width: w, height: 14, rx: 2, "data-value": r.value, "data-label": r.label }, svg("title", {}, `${r.label}: ${format(r.value)} · ${r.note}`)),
       );
     });
     container.replaceChildren(root, table);
