@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 WORKERS ?= 2
 MANAGE := cd server && ../$(BIN)/python manage.py
-UVICORN_FLAGS := --ws-max-size 65536 --ws-ping-interval 20 --ws-ping-timeout 20 --lifespan off
+UVICORN_FLAGS := --ws-max-size 65536 --ws-ping-interval 20 --ws-ping-timeout 20 --lifespan on
 
 .PHONY: run serve test test-fast lint typecheck install migrate clean
 .DEFAULT_GOAL := run

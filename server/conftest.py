@@ -7,6 +7,7 @@ their skip becomes a failure, so CI cannot pass without them.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -47,6 +48,22 @@ async def _close_thread_connections() -> AsyncIterator[None]:
     from django.db import connections
 
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
+async def _replies_finish_within_the_test() -> AsyncIterator[None]:
+    """A reply still being generated when a test ends would write into the next test's
+    database; wait for it (or end it) first."""
+    yield
+    from llm.generation import get_generator
+
+    tasks = set(get_generator().tasks)
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=5)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
 
 
 @pytest.fixture(autouse=True)
@@ -117,8 +134,16 @@ def session_cookie(user: User) -> str:
 class Socket(WebsocketCommunicator):  # type: ignore[misc]
     """A connected test socket with JSON helpers."""
 
+    last_seq = 0
+
     async def recv(self, timeout: float = 3) -> dict[str, Any]:
-        return await self.receive_json_from(timeout=timeout)  # type: ignore[no-any-return]
+        """The next frame, checking (and removing) its sequence number: every frame of a
+        socket carries the next one, with no gap."""
+        frame: dict[str, Any] = await self.receive_json_from(timeout=timeout)
+        seq = frame.pop("seq", None)
+        assert seq == self.last_seq + 1, f"frame {frame} has seq {seq} after {self.last_seq}"
+        self.last_seq = seq
+        return frame
 
     async def recv_type(self, frame_type: str, timeout: float = 3) -> dict[str, Any]:
         """The next frame of this type, skipping others."""

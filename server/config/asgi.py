@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets through the socket guard to the consumers."""
+"""ASGI entry point: HTTP goes to Django, WebSockets through the socket guard to the consumers,
+lifespan events to the apps' start-up and shutdown hooks."""
 
 import os
 
@@ -11,11 +12,13 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from core import lifespan  # noqa: E402
 from core.ws import SocketGuard  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AuthMiddlewareStack(SocketGuard(URLRouter(websocket_urlpatterns))),
+        "lifespan": lifespan.app,
     }
 )

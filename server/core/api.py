@@ -28,6 +28,7 @@ from core.errors import (
     TooLarge,
     ValidationFailed,
     error_body,
+    unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,12 @@ def _too_big(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
 
 
 def _unexpected(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
+    down = unavailable(exc)
+    if down is not None:
+        logger.error(
+            "%s %s: %s (%s)", request.method, request.path, down.message, type(exc).__name__
+        )
+        return _app_error(request, down, api)
     logger.exception("Unhandled error in %s %s", request.method, request.path)
     return api.create_response(
         request,

@@ -116,6 +116,23 @@ class AiNotConfigured(ServiceUnavailable):
     )
 
 
+def unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The error to show when `exc` means a service the server depends on is down (the
+    database, or Redis behind the cache, channel layer and counters); None otherwise."""
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return ServiceUnavailable("The database is unavailable; try again shortly.")
+    try:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return None
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return ServiceUnavailable("A shared service (Redis) is unavailable; try again shortly.")
+    return None
+
+
 STATUS_CODES: dict[int, str] = {
     400: "bad_request",
     401: NotAuthenticated.code,

@@ -131,10 +131,18 @@ class Hub:
                 failing = False
                 logger.warning("Channel layer is back; re-joining %d groups", len(self.groups))
                 await self._rejoin()
+                self._resync()
             try:
                 self.dispatch(message)
             except Exception:
                 logger.exception("Hub could not dispatch %s", message.get("type"))
+
+    def _resync(self) -> None:
+        """Tell every local socket that events may have been lost while the layer was down,
+        so that clients refetch what they missed from history."""
+        text = encode({"type": "resync", "reason": "channel_layer_recovered"})
+        for member in {m for members in self.groups.values() for m in members}:
+            member.deliver(text)
 
     async def _rejoin(self) -> None:
         for group in list(self.groups):

@@ -21,7 +21,14 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from core.errors import AppError, Forbidden, TooLarge, UnsupportedMediaType, error_body
+from core.errors import (
+    AppError,
+    Forbidden,
+    TooLarge,
+    UnsupportedMediaType,
+    error_body,
+    unavailable,
+)
 from core.ws import origin_allowed
 
 logger = logging.getLogger(__name__)
@@ -119,6 +126,10 @@ class ApiEnvelopeMiddleware:
             return None
         if isinstance(exception, AppError):
             return _refusal(exception)
+        down = unavailable(exception)
+        if down is not None:
+            logger.error("%s %s: %s", request.method, request.path, down.message)
+            return _refusal(down)
         logger.exception("Unhandled error in %s %s", request.method, request.path)
         return JsonResponse(
             error_body(500, "The server hit an unexpected error; it has been logged."), status=500

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from core import sockets
-from core.errors import AppError, InvalidJson, UnknownType
+from core.errors import AppError, InvalidJson, UnknownType, unavailable
 from core.groups import user_group
 from core.hub import encode, get_hub
 from ops import metrics
@@ -40,6 +40,8 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_SESSION_ENDED = 4410
 CLOSE_TOO_SLOW = 1013
+CLOSE_TRY_AGAIN = 1013
+CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TOO_BIG = 1009
 CLOSE_TOO_MANY_SOCKETS = 4429
 
@@ -179,6 +181,14 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         except Refused as refused:
             await self._shut(refused.code)
             return
+        except Exception as exc:
+            down = unavailable(exc)
+            if down is None:
+                logger.exception("Socket of user %s could not be opened", self.user_id)
+            else:
+                logger.error("Socket of user %s refused: %s", self.user_id, down.message)
+            await self._shut(CLOSE_TRY_AGAIN if down else CLOSE_INTERNAL_ERROR)
+            return
         if self._closing:  # access was revoked while the check ran
             return
         self._writer = asyncio.create_task(self._write())
@@ -269,15 +279,19 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         return user_id is None or user_id == self.user_id
 
     async def _write(self) -> None:
+        # Every frame carries this socket's sequence number: frames are only ever dropped
+        # together with the socket, so a client that sees a gap (or a `resync` frame, sent
+        # when the channel layer may have lost events) refetches history with `after=`.
+        seq = 0
         while True:
             item = await self._outbox.get()
             if isinstance(item, int):
-                await get_hub().leave_all(self.hub_groups, self)
-                self.hub_groups = []
+                await self._release()
                 await self.close(item)
                 return
+            seq += 1
             try:
-                await self.send(text_data=item)
+                await self.send(text_data=f'{{"seq":{seq},{item[1:]}')
             except Exception:
                 logger.debug("Send failed on a closing socket", exc_info=True)
                 return
@@ -306,3 +320,12 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await handler(frame)
         except AppError as error:
             self.send_error(error)
+        except Exception as exc:
+            failure: AppError | None = unavailable(exc)
+            if failure is None:
+                logger.exception("Frame of user %s failed", self.user_id)
+                failure = AppError(
+                    "The server could not handle this frame; it has been logged.",
+                    code="internal_error",
+                )
+            self.send_error(failure)

@@ -6,4 +6,9 @@ class LlmConfig(AppConfig):
     verbose_name = "AI sessions"
 
     def ready(self) -> None:
+        from core import lifespan
         from llm import checks  # noqa: F401  (registers the system checks)
+        from llm.generation import resume_replies, stop_replies
+
+        lifespan.on_startup.append(resume_replies)
+        lifespan.on_shutdown.append(stop_replies)

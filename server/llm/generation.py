@@ -31,7 +31,7 @@ from core.db import db_async
 from core.events import apublish, frame_event
 from core.groups import session_group
 from core.hub import get_hub
-from llm import budgets, services, streams
+from llm import budgets, selectors, services, streams
 from llm.events import AiStreamDelta, AiStreamStart, AiThinking, frame
 from llm.log import ai_debug, ai_error
 from llm.providers import PROVIDERS
@@ -111,6 +111,8 @@ class Generator:
         self.tasks: set[asyncio.Task[None]] = set()
         self.draining: dict[UUID, bool] = {}
         self.runs: dict[UUID, ReplyRun] = {}
+        # Set while the process shuts down: no new reply is started.
+        self.stopping = False
 
     def kick(self, session_id: UUID) -> None:
         """Make sure this process generates the session's pending replies."""
@@ -126,12 +128,12 @@ class Generator:
         try:
             while True:
                 async with streams.session_lock(session_id):
-                    while True:
+                    while not self.stopping:
                         claim = await db_async(services.reply_claim_next)(session_id=session_id)
                         if claim is None:
                             break
                         await self._generate(claim)
-                if not self.draining.get(session_id):
+                if self.stopping or not self.draining.get(session_id):
                     break
                 self.draining[session_id] = False
         except Exception:
@@ -280,6 +282,37 @@ class Generator:
         )
         return usage
 
+    async def resume(self) -> int:
+        """Generate the replies a stopped or killed process left behind (at start-up).
+
+        Sessions with pending replies, or with one still marked as streaming, are drained as
+        usual: under the session lock, so a reply another live process is generating is left
+        to it, and one whose process died is closed as interrupted with its last checkpoint.
+        """
+        session_ids = await db_async(selectors.sessions_with_unfinished_replies)()
+        for session_id in session_ids:
+            self.kick(session_id)
+        if session_ids:
+            ai_debug("resuming replies of %d session(s)", len(session_ids))
+        return len(session_ids)
+
+    async def shutdown(self, grace: float) -> None:
+        """Let replies in flight finish for up to `grace` seconds, then stop the rest (their
+        text so far is saved, as when a member stops them). Replies not yet started stay
+        queued for the next process to resume."""
+        self.stopping = True
+        if not self.tasks:
+            return
+        ai_debug("shutting down: waiting up to %.0f s for %d reply task(s)", grace, len(self.tasks))
+        _, pending = await asyncio.wait(set(self.tasks), timeout=grace)
+        if not pending:
+            return
+        for run in list(self.runs.values()):
+            run.stop.set()
+        _, still = await asyncio.wait(pending, timeout=2)
+        for task in still:
+            task.cancel()
+
 
 _generators: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Generator] = (
     weakref.WeakKeyDictionary()
@@ -292,3 +325,15 @@ def get_generator() -> Generator:
     if generator is None:
         generator = _generators[loop] = Generator()
     return generator
+
+
+# Within the 10 s a process manager usually allows between SIGTERM and SIGKILL.
+SHUTDOWN_GRACE_SECONDS = 7.0
+
+
+async def resume_replies() -> None:
+    await get_generator().resume()
+
+
+async def stop_replies() -> None:
+    await get_generator().shutdown(SHUTDOWN_GRACE_SECONDS)

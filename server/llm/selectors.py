@@ -161,3 +161,16 @@ def usage_groups(rows: QuerySet[LlmUsage], *, group_by: str) -> list[UsageGroup]
         text = str(row[key])
         out.append(UsageGroup(key=text, label=str(row[label]) if label else text, totals=totals))
     return out
+
+
+def sessions_with_unfinished_replies() -> list[UUID]:
+    """Active sessions with a reply queued or (as far as the database knows) being generated."""
+    return list(
+        AiReply.objects.filter(
+            status__in=(AiReply.Status.PENDING, AiReply.Status.STREAMING),
+            session__is_active=True,
+        )
+        .order_by()
+        .values_list("session_id", flat=True)
+        .distinct()
+    )

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
-from llm.generation import get_generator
 from llm.providers.openai import reset_clients
 from llm.tests.upstream import FakeUpstream
 
@@ -24,17 +22,3 @@ async def upstream(settings) -> AsyncIterator[FakeUpstream]:
     yield server
     reset_clients()
     await server.stop()
-
-
-@pytest.fixture(autouse=True)
-async def _replies_finish_within_the_test() -> AsyncIterator[None]:
-    """A reply still being generated when a test ends would write into the next test's
-    database; wait for it (or end it) first."""
-    yield
-    tasks = set(get_generator().tasks)
-    if tasks:
-        _, pending = await asyncio.wait(tasks, timeout=5)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=2)

@@ -159,7 +159,7 @@ async def test_sockets_are_counted_while_open_and_errors_by_code(alice):
     await sock.send_json_to({"type": "dance"})
     assert (await sock.receive_json_from())["code"] == "unknown_type"
     await sock.send_json_to({"type": "ping"})
-    assert await sock.receive_json_from() == {"type": "pong"}
+    assert await sock.receive_json_from() == {"seq": 2, "type": "pong"}
     assert value("chat_socket_errors_total", code="unknown_type") == errors_before + 1
     await sock.disconnect()
     assert value("chat_open_sockets", route="probe") == before

@@ -1,0 +1,43 @@
+"""The ASGI lifespan protocol: start-up and shutdown work of a server process.
+
+Django's ASGI handler does not speak lifespan, so the project's router sends it here. Apps
+register coroutines in `on_startup` / `on_shutdown` (from AppConfig.ready); uvicorn runs them
+when a worker starts and after it has closed its sockets (with 1012) on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[Any]]
+on_startup: list[Hook] = []
+on_shutdown: list[Hook] = []
+
+
+async def _run(hooks: list[Hook], phase: str) -> None:
+    for hook in hooks:
+        try:
+            await hook()
+        except Exception:
+            # One failing hook must not stop the server from starting (or finishing).
+            logger.exception("%s hook %s failed", phase, getattr(hook, "__qualname__", hook))
+
+
+async def app(
+    scope: dict[str, Any],
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await _run(on_startup, "Start-up")
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await _run(on_shutdown, "Shutdown")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
