@@ -1,0 +1,200 @@
+"""Browser tests of the web client: Playwright driving Debian's Chromium against a live server.
+
+They run in the SQLite pass of `make test` only: in the PostgreSQL + Redis pass (DATABASE_URL
+or REDIS_URL set) they are deselected, as they start a server of their own on SQLite and would
+only repeat themselves. Without /usr/bin/chromium they are skipped, unless REQUIRE_SERVICES=1,
+which turns that skip into a failure (CI installs Chromium, so it always runs them).
+`pytest -m "not e2e"` leaves them out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from .live import PASSWORD, LiveServer
+from .proxy import CuttableProxy
+from .upstream import FakeOpenAI
+
+HERE = Path(__file__).resolve().parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+]
+TIMEOUT_MS = 15_000
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    return HERE in Path(str(item.path)).resolve().parents
+
+
+def _services_pass() -> bool:
+    return bool(settings.DATABASE_URL or settings.REDIS_URL)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: browser test of the web client (Chromium)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ours = [item for item in items if _is_e2e(item)]
+    for item in ours:
+        item.add_marker(pytest.mark.e2e)
+    # Without Chromium they stay selected, so that REQUIRE_SERVICES=1 can fail them here.
+    if ours and _services_pass() and CHROMIUM.exists():
+        config.hook.pytest_deselected(items=ours)
+        items[:] = [item for item in items if not _is_e2e(item)]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}, and REQUIRE_SERVICES=1")
+    pytest.skip(reason)
+
+
+# Package scope, not session: while Playwright's sync API is started, its event loop counts as
+# running in this thread, which would break the sync ORM and the async tests collected after.
+@pytest.fixture(scope="package")
+def playwright_api() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        _unavailable(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("browser tests need the playwright package (pip install -e '.[dev]')")
+    manager = sync_playwright().start()
+    yield manager
+    manager.stop()
+
+
+@pytest.fixture(scope="package")
+def browser(playwright_api: Any) -> Iterator[Any]:
+    chromium = playwright_api.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="package")
+def upstream() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="package")
+def web_server(browser: Any, upstream: FakeOpenAI) -> Iterator[LiveServer]:
+    with tempfile.TemporaryDirectory(prefix="e2e-") as workdir:
+        server = LiveServer(Path(workdir), upstream.base_url).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def proxy(web_server: LiveServer) -> Iterator[CuttableProxy]:
+    cuttable = CuttableProxy(web_server.port).start()
+    yield cuttable
+    cuttable.stop()
+
+
+@pytest.fixture(autouse=True)
+def _server_log_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    server = request.node.funcargs.get("web_server") if hasattr(request.node, "funcargs") else None
+    if report is not None and report.failed and server is not None:
+        print(f"--- server log ---\n{server.log_tail()}")  # noqa: T201 - shown with the failure
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]
+    return report
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{os.getpid() % 1000}x{next(_counter)}"
+
+
+@dataclass
+class Person:
+    """A signed-in user with a browser context of their own."""
+
+    username: str
+    context: Any
+    page: Any
+    base_url: str
+    dialogs: list[str]
+    errors: list[str]
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.context.request.fetch(
+            f"{self.base_url}{path}",
+            method=method,
+            headers={"Content-Type": "application/json", "Origin": self.base_url},
+            data=json.dumps(body) if body is not None else None,
+        )
+        data = response.json()
+        assert response.ok, data
+        return data
+
+    def goto(self, path: str) -> None:
+        self.page.goto(f"{self.base_url}{path}")
+
+    def open_chat(self, path: str) -> None:
+        """Open a room or AI session page and wait until its socket is up."""
+        self.goto(path)
+        self.page.wait_for_selector('#conn-status[data-state="open"]')
+
+
+@pytest.fixture
+def person(browser: Any, web_server: LiveServer) -> Iterator[Callable[..., Person]]:
+    made: list[Person] = []
+
+    def make(
+        prefix: str = "user",
+        *,
+        locale: str = "ko-KR",
+        base_url: str | None = None,
+        signed_up: bool = True,
+        username: str | None = None,
+        **context_options: Any,
+    ) -> Person:
+        base = base_url or web_server.base_url
+        context_options.setdefault("viewport", {"width": 1280, "height": 800})
+        context = browser.new_context(locale=locale, **context_options)
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        who = Person(username or unique(prefix), context, page, base, [], [])
+        # Any dialog at all would be script run from a payload: record it and dismiss it.
+        page.on("dialog", lambda d: (who.dialogs.append(d.message), d.dismiss()))
+        page.on("pageerror", lambda e: who.errors.append(str(e)))
+        if signed_up:
+            who.api("POST", "/api/auth/signup/", {"username": who.username, "password": PASSWORD})
+        made.append(who)
+        return who
+
+    yield make
+    for who in made:
+        with contextlib.suppress(Exception):
+            who.context.close()

@@ -1,0 +1,118 @@
+"""The pages on a phone and on a wide screen: nothing wider than the window, the side panel
+behind a button on a phone. Screenshots of the main pages are taken on the way; with
+UPDATE_SCREENSHOTS=1 they replace the ones in docs/ that the README shows."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .conftest import Person
+from .live import REPO
+from .test_ai import send
+from .upstream import FakeOpenAI, Reply, split_words
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+ANSWER = (
+    "좋은 질문이에요. 재연결 후에는 **마지막으로 받은 메시지 id** 다음부터 "
+    "다시 받아오면 됩니다.\n\n"
+    "```javascript\n"
+    "// 놓친 메시지를 빠짐없이, 한 번씩만\n"
+    "async function catchUp(lastId) {\n"
+    "  const res = await fetch(`/api/chat/rooms/${roomId}/messages/?after=${lastId}`);\n"
+    "  return (await res.json()).messages;\n"
+    "}\n"
+    "```\n\n"
+    "`has_more`가 `true`인 동안 반복하세요."
+)
+
+
+def fits(page: Any) -> None:
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
+
+
+def test_pages_fit_phones_and_wide_screens(
+    person: Callable[..., Person], upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    shots = REPO / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+    def shoot(who: Person, name: str) -> None:
+        fits(who.page)
+        path = shots / f"{name}.png"
+        who.page.screenshot(path=str(path))
+        assert path.stat().st_size > 5000
+
+    minji = person(username="minji")
+    daniel = person(username="daniel", locale="en-US")
+    room = minji.api("POST", "/api/chat/rooms/", {"name": "백엔드 팀"})["room"]
+    minji.api("POST", "/api/chat/rooms/", {"name": "프론트엔드 리뷰"})
+    minji.api("POST", f"/api/chat/rooms/{room['id']}/participants/", {"username": "daniel"})
+    room_path = f"/rooms/{room['id']}/"
+    minji.open_chat(room_path)
+    daniel.open_chat(room_path)
+    for who, text in [
+        (minji, "배포 전에 웹소켓 재연결 부분 한 번 더 볼까요?"),
+        (daniel, "Sure, I saw a few duplicates after a network drop yesterday."),
+        (minji, "AI 세션 열어서 같이 물어봐요."),
+    ]:
+        send(who, text)
+        minji.page.locator("#messages li.msg .body", has_text=text).wait_for()
+
+    minji.goto("/rooms/")
+    minji.page.wait_for_selector("#room-list .room")
+    shoot(minji, "rooms")
+    minji.open_chat(room_path)
+    shoot(minji, "room")
+
+    minji.page.click("#start-session")
+    minji.page.wait_for_url(re.compile(r"/ai/[0-9a-f-]{36}/$"))
+    minji.page.wait_for_selector('#conn-status[data-state="open"]')
+    session_path = minji.page.url.removeprefix(minji.base_url)
+    upstream.on("재연결", Reply(chunks=split_words(ANSWER), delay=0.01, prompt_tokens=180))
+    send(minji, "재연결 후에 메시지가 중복되거나 빠지지 않게 하려면 어떻게 해야 하나요?")
+    minji.page.locator("#messages li.msg.ai .codeblock").wait_for()
+    minji.page.wait_for_selector("#stop-button", state="hidden")
+    minji.page.wait_for_selector('#notices .notice[data-key="joined"]', state="detached")
+    shoot(minji, "ai-session")
+
+    minji.goto("/usage/")
+    minji.page.wait_for_selector("#chart-tokens-day svg rect.bar")
+    shoot(minji, "usage")
+
+    phone = person(username="minji-phone", **PHONE)
+    phone_room = phone.api("POST", "/api/chat/rooms/", {"name": "모바일"})["room"]
+    phone.open_chat(f"/rooms/{phone_room['id']}/")
+    send(phone, "휴대폰에서도 잘 보이나요?")
+    phone.page.locator("#messages li.msg", has_text="휴대폰").wait_for()
+    side = phone.page.locator("#chat-side")
+    toggle = phone.page.locator(".side-toggle")
+    assert not side.is_visible()
+    shoot(phone, "room-phone")
+    toggle.click()
+    assert side.is_visible()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    fits(phone.page)
+    side.locator(".side-close").click()
+    assert not side.is_visible()
+    assert toggle.get_attribute("aria-expanded") == "false"
+
+    # The same pages at phone width, signed in as minji.
+    minji_phone = person(signed_up=False, username="minji", **PHONE)
+    minji_phone.context.add_cookies(minji.context.cookies())
+    minji_phone.open_chat(session_path)
+    minji_phone.page.locator("#messages li.msg.ai .codeblock").wait_for()
+    shoot(minji_phone, "ai-session-phone")
+    for path in ("/rooms/", "/usage/", room_path):
+        minji_phone.goto(path)
+        minji_phone.page.wait_for_load_state("networkidle")
+        fits(minji_phone.page)
+
+    visitor = person(signed_up=False, **PHONE)
+    visitor.goto("/login/")
+    fits(visitor.page)
+    visitor.page.set_viewport_size({"width": 1280, "height": 800})
+    shoot(visitor, "sign-in")
