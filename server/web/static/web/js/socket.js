@@ -1,6 +1,8 @@
 // A WebSocket that comes back: after a drop it reconnects with exponential backoff and jitter,
 // and tells the page, which then fetches what it missed (SPEC 4). Closes that mean "stop
-// trying" (signed out, no longer a member, no such room, session ended) are final.
+// trying" (signed out, no longer a member, no such room, session ended) are final. Frames
+// numbered by the server (`seq`) that skip a number, or a `resync` frame, mean events were
+// lost on the way: the page is told to fetch history again, as after a reconnect.
 
 export const CLOSE = Object.freeze({
   NOT_AUTHENTICATED: 4401,
@@ -14,12 +16,14 @@ const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
 
 export class LiveSocket {
-  constructor(path, { onFrame, onOpen, onState, onFinal }) {
+  constructor(path, { onFrame, onOpen, onState, onFinal, onGap }) {
     this.url = `${window.location.protocol === "https:" ? "wss" : "ws"}://${window.location.host}${path}`;
     this.onFrame = onFrame;
     this.onOpen = onOpen;
     this.onState = onState || (() => {});
     this.onFinal = onFinal || (() => {});
+    this.onGap = onGap || (() => {});
+    this.seq = null;
     this.ws = null;
     this.attempt = 0;
     this.timer = null;
@@ -67,6 +71,7 @@ export class LiveSocket {
     ws.addEventListener("open", () => {
       if (this.ws !== ws) return;
       this.attempt = 0;
+      this.seq = null;
       const reconnect = this.opened > 0;
       this.opened += 1;
       this.onState("open");
@@ -80,7 +85,14 @@ export class LiveSocket {
       } catch {
         return;
       }
-      if (frame && typeof frame.type === "string") this.onFrame(frame);
+      if (!frame || typeof frame.type !== "string") return;
+      if (typeof frame.seq === "number") {
+        const gap = this.seq !== null && frame.seq !== this.seq + 1;
+        this.seq = frame.seq;
+        if (gap) this.onGap();
+      }
+      if (frame.type === "resync") this.onGap();
+      else this.onFrame(frame);
     });
     ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;

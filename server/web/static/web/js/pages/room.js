@@ -86,6 +86,7 @@ function onFinal(code) {
 const socket = new LiveSocket(`/ws/chat/${roomId}/`, {
   onFrame,
   onFinal,
+  onGap: () => syncAndFlush(),
   onOpen: (reconnect) => {
     syncAndFlush();
     if (reconnect) {
@@ -193,7 +194,7 @@ let sessions = null;
 let sessionsError = null;
 
 function sessionItem(session) {
-  const canEnd = session.is_active && room && (room.is_owner || session.created_by === me);
+  const canEnd = session.is_active && (data.user.is_staff || (room && (room.is_owner || session.created_by === me)));
   const end = canEnd
     ? confirmButton(gettext("End"), gettext("End it?"), async () => {
         try {

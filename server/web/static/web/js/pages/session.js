@@ -255,6 +255,7 @@ async function syncAndFlush() {
 const socket = new LiveSocket(`/ws/llm/${sessionId}/`, {
   onFrame,
   onFinal,
+  onGap: () => syncAndFlush(),
   onOpen: (reconnect) => {
     // The server re-sends a reply in progress (ai_stream_start with the text so far); what
     // finished while we were away comes with the history.
@@ -308,7 +309,7 @@ function renderSession() {
     ...fact(gettext("Tokens"), String(usage.total_tokens ?? 0)),
     ...fact(gettext("Cost"), formatCost(usage.cost_usd ?? 0)),
   );
-  const canEnd = session.is_active && (session.created_by === me || (room && room.is_owner));
+  const canEnd = session.is_active && (data.user.is_staff || session.created_by === me || (room && room.is_owner));
   $("#end-session").hidden = !canEnd;
 }
 
