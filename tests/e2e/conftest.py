@@ -189,6 +189,16 @@ def person(browser: Any, web_server: LiveServer) -> Iterator[Callable[..., Perso
         # Any dialog at all would be script run from a payload: record it and dismiss it.
         page.on("dialog", lambda d: (who.dialogs.append(d.message), d.dismiss()))
         page.on("pageerror", lambda e: who.errors.append(str(e)))
+        # The browser reports what the page's Content-Security-Policy refused on the console.
+        page.on(
+            "console",
+            lambda m: (
+                who.errors.append(m.text)
+                if m.type == "error"
+                and ("Content Security Policy" in m.text or "Trusted" in m.text)
+                else None
+            ),
+        )
         if signed_up:
             who.api("POST", "/api/auth/signup/", {"username": who.username, "password": PASSWORD})
         made.append(who)

@@ -168,3 +168,30 @@ def test_dropped_socket_reconnects_and_recovers_missed_messages(
     last_seen = ana.page.locator("#messages li.msg", has_text="before the drop")
     assert any(f"after={last_seen.get_attribute('data-message-id')}" in url for url in fetched)
     assert proxy.connections >= 2
+
+
+def test_the_browser_enforces_the_pages_policy(person: Callable[..., Person]) -> None:
+    ana = person("ana")
+    ana.goto("/rooms/")
+    ana.page.wait_for_selector("#room-list .empty")
+    assert ana.errors == []
+    tried = ana.page.evaluate(
+        """() => {
+          const outcome = {};
+          try {
+            document.body.insertAdjacentHTML("beforeend", "<b id=x>x</b>");
+            outcome.html = "ran";
+          } catch (e) { outcome.html = e.name; }
+          try {
+            const s = document.createElement("script");
+            s.textContent = "window.__inline = 1";
+            document.body.append(s);
+            outcome.script = "appended";
+          } catch (e) { outcome.script = e.name; }
+          return outcome;
+        }"""
+    )
+    assert tried == {"html": "TypeError", "script": "TypeError"}
+    assert ana.page.evaluate("() => window.__inline") is None
+    assert ana.page.locator("#x").count() == 0
+    assert any("Trusted" in error for error in ana.errors)
