@@ -1,0 +1,326 @@
+"""Faults with real server processes: SIGKILL and SIGTERM mid-reply, Redis restarting, the
+database going away. Each test starts its own processes (with the lifespan hooks on, as
+`make run` / `make serve` do)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+
+from bench.servers import ServerProcess, app_env, free_port, postgres_url
+from llm.models import AiReply
+from llm.tests.upstream import Behavior
+
+from .test_scaleout import Peer, call_api, make_room, start_session
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
+
+LIFESPAN_ON = ["--lifespan", "on"]
+LOCK_TTL = 3
+# 300 chunks of 2 characters, 40 ms apart: a 12 s reply.
+SLOW = Behavior(text="".join(f"{i % 10}." for i in range(300)), chunk_chars=2, delay=0.04)
+
+
+@pytest.fixture
+def server_env(upstream, tmp_path: Path) -> dict[str, str]:
+    import uuid
+
+    prefix = f"{settings.CHANNEL_PREFIX}-faults-{uuid.uuid4().hex[:8]}"
+    return app_env(
+        database_url=postgres_url(connection.settings_dict),
+        redis_url=settings.REDIS_URL,
+        prefix=prefix,
+        secret_key=settings.SECRET_KEY,
+        DB_CONN_MAX_AGE="0",
+        LLM_PROVIDER="openai",
+        OPENAI_API_KEY=upstream.api_key,
+        OPENAI_BASE_URL=upstream.base_url,
+        LLM_MODEL="gpt-4o-mini",
+        LLM_MAX_RETRIES="0",
+        LLM_TIMEOUT_SECONDS="5",
+        LLM_LOCK_TTL_SECONDS=str(LOCK_TTL),
+        HUB_REFRESH_SECONDS="1",
+    )
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for proc in started:
+        proc.stop()
+
+
+def start(
+    servers: list[ServerProcess], env: dict[str, str], tmp_path: Path, name: str
+) -> ServerProcess:
+    proc = ServerProcess(env=env, args=LIFESPAN_ON, log_path=tmp_path / f"{name}.log").start()
+    servers.append(proc)
+    return proc
+
+
+async def wait_for(predicate: Any, within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@sync_to_async
+def the_reply() -> AiReply:
+    return AiReply.objects.select_related("reply").get()
+
+
+async def test_sigkill_mid_reply_leaves_an_interrupted_reply_and_a_free_lock(
+    upstream, server_env, servers, tmp_path
+):
+    upstream.reset(SLOW)
+    a = start(servers, server_env, tmp_path, "a")
+    room, cookies = await make_room("alice")
+    session = await start_session(a, cookies["alice"], room)
+    peer = await Peer.open(a, f"/ws/llm/{session}/", cookies["alice"])
+    await peer.send(type="chat_message", message="a long answer, please")
+    seen: list[tuple[float, str]] = []
+    text = ""
+    while time.monotonic() - (seen[0][0] if seen else time.monotonic()) < 3.5:
+        frame = await peer.recv()
+        if frame["type"] == "ai_stream_delta":
+            text += frame["delta"]
+            seen.append((time.monotonic(), text))
+    a.kill()
+    killed_at = time.monotonic()
+    await peer.close()
+
+    b = start(servers, server_env, tmp_path, "b")
+
+    async def interrupted() -> AiReply | None:
+        reply = await the_reply()
+        return reply if reply.status == "interrupted" else None
+
+    reply = await wait_for(interrupted, LOCK_TTL + 10, "the reply to be closed as interrupted")
+    saved = reply.reply.content
+    assert reply.finish_reason == "interrupted"
+    assert text.startswith(saved)
+    # The checkpoint is at most 2 s older than the kill.
+    two_seconds_before = max((t for at, t in seen if at <= killed_at - 2), key=len, default="")
+    assert len(saved) >= len(two_seconds_before)
+    # The session's lock is free: the next message is answered, by the new process.
+    upstream.reset(Behavior(text="after the restart"))
+    peer_b = await Peer.open(b, f"/ws/llm/{session}/", cookies["alice"])
+    await peer_b.send(type="chat_message", message="are you back?")
+    frames = await peer_b.until_ai_message()
+    assert frames[-1]["message"] == "after the restart"
+    await peer_b.close()
+
+
+async def test_sigterm_finishes_or_saves_replies_and_closes_sockets_with_1012(
+    upstream, server_env, servers, tmp_path
+):
+    upstream.reset(SLOW)
+    a = start(servers, server_env, tmp_path, "a")
+    room, cookies = await make_room("alice")
+    session = await start_session(a, cookies["alice"], room)
+    peer = await Peer.open(a, f"/ws/llm/{session}/", cookies["alice"])
+    await peer.send(type="chat_message", message="a long answer, please")
+    await peer.recv_type("ai_stream_delta")
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    assert await peer.close_code() == 1012
+    await asyncio.to_thread(a.proc.wait, 12)
+    assert time.monotonic() - began < 10
+    reply = await the_reply()
+    assert reply.status in ("done", "stopped")
+    assert reply.reply is not None
+    assert reply.reply.content
+    assert SLOW.text.startswith(reply.reply.content)
+
+
+# --- Redis restarting ------------------------------------------------------------------------
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed")
+    port = free_port()
+    state: dict[str, Any] = {"port": port, "url": f"redis://127.0.0.1:{port}/0"}
+
+    def run() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(  # noqa: S603 - the machine's redis-server, loopback only
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            cwd=tmp_path,
+        )
+        deadline = time.monotonic() + 10
+        import redis
+
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if redis.Redis(port=port).ping():
+                    return proc
+            time.sleep(0.05)
+        raise RuntimeError("private redis did not start")
+
+    state["proc"] = run()
+    state["restart"] = lambda: (
+        state["proc"].kill(),
+        state["proc"].wait(),
+        state.__setitem__("proc", run()),
+    )
+    yield state
+    state["proc"].kill()
+    state["proc"].wait()
+
+
+async def test_redis_restart_mid_conversation_recovers_without_a_server_restart(
+    server_env, servers, tmp_path, private_redis
+):
+    env = {**server_env, "REDIS_URL": private_redis["url"]}
+    a = start(servers, env, tmp_path, "a")
+    b = start(servers, env, tmp_path, "b")
+    room, cookies = await make_room("alice", "bob")
+    path = f"/ws/chat/{room}/"
+    alice = await Peer.open(a, path, cookies["alice"])
+    bob = await Peer.open(b, path, cookies["bob"])
+    await alice.send(type="chat_message", message="before")
+    assert (await bob.recv_type("chat_message"))["message"] == "before"
+
+    await asyncio.to_thread(private_redis["restart"])
+
+    # Messages sent while the layer recovers are saved; whatever a socket missed it fetches
+    # from history. Within a few seconds live delivery across processes works again.
+    async def delivered() -> bool:
+        for sock in (alice, bob):
+            with contextlib.suppress(Exception):
+                await sock.close()
+        peers = (
+            await Peer.open(a, path, cookies["alice"]),
+            await Peer.open(b, path, cookies["bob"]),
+        )
+        try:
+            await peers[0].send(type="chat_message", message="after")
+            while True:
+                frame = await peers[1].recv(1.5)
+                if frame["type"] == "chat_message" and frame["message"] == "after":
+                    return True
+        except TimeoutError:
+            return False
+        finally:
+            for sock in peers:
+                await sock.close()
+
+    assert await wait_for(delivered, 30, "live delivery after the Redis restart")
+    status, history = await call_api(b, cookies["bob"], "GET", f"/api/chat/rooms/{room}/messages/")
+    assert status == 200
+    texts = [m["message"] for m in history["messages"]]
+    assert texts[0] == "before"
+    assert "after" in texts
+
+
+# --- the database going away ------------------------------------------------------------------
+class TcpProxy:
+    """A loopback TCP proxy to PostgreSQL that can be cut and restored."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.server: asyncio.base_events.Server | None = None
+        self.pipes: set[asyncio.StreamWriter] = set()
+
+    async def up(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def down(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+            self.server = None
+        for writer in list(self.pipes):
+            writer.transport.abort()
+        self.pipes.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self.pipes.update({writer, up_writer})
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(Exception):
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+@pytest.fixture
+async def db_proxy() -> AsyncIterator[TcpProxy]:
+    proxy = TcpProxy(int(connection.settings_dict.get("PORT") or 5432))
+    await proxy.up()
+    yield proxy
+    await proxy.down()
+
+
+async def test_database_outage_answers_503_and_error_frames_then_recovers(
+    server_env, servers, tmp_path, db_proxy
+):
+    room, cookies = await make_room("alice")
+    dsn = dict(connection.settings_dict)
+    dsn.update({"HOST": "127.0.0.1", "PORT": db_proxy.port})
+    # Started from a thread: the proxy serves the process's start-up queries on this loop.
+    env = {**server_env, "DATABASE_URL": postgres_url(dsn)}
+    a = await asyncio.to_thread(start, servers, env, tmp_path, "a")
+    path = f"/ws/chat/{room}/"
+    alice = await Peer.open(a, path, cookies["alice"])
+    await alice.send(type="chat_message", message="before")
+    assert (await alice.recv_type("chat_message"))["message"] == "before"
+
+    await db_proxy.down()
+    status, body = await call_api(a, cookies["alice"], "GET", "/api/chat/my-rooms/")
+    assert status == 503
+    assert body["result"] == "error"
+    assert body["code"] == "service_unavailable"
+    await alice.send(type="chat_message", message="during")
+    error = await alice.recv_type("error")
+    assert error["code"] == "service_unavailable"
+
+    await db_proxy.up()
+    status, body = await call_api(a, cookies["alice"], "GET", "/api/chat/my-rooms/")
+    assert status == 200
+    await alice.send(type="chat_message", message="after")
+    assert (await alice.recv_type("chat_message"))["message"] == "after"
+    await alice.close()
