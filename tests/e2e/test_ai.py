@@ -181,6 +181,25 @@ def test_payloads_from_people_and_the_model_stay_inert(
         assert who.errors == []
 
 
+def test_a_provider_failure_says_what_to_do_and_the_session_goes_on(
+    person: Callable[..., Person], upstream: FakeOpenAI
+) -> None:
+    ana = person("ana")
+    start_session(ana, room_with(ana))
+    upstream.on("provider-down", Reply(chunks=[], status=500))
+    send(ana, "provider-down now?")
+    notice = ana.page.locator('#notices .notice[data-key="upstream_unavailable"]')
+    notice.wait_for()
+    assert notice.inner_text().startswith("지금은 AI 제공자에 연결할 수 없습니다. 몇 분 뒤 다시")
+    ana.page.wait_for_selector("#thinking", state="hidden")
+    ana.page.wait_for_selector("#stop-button", state="hidden")
+    assert ana.page.locator("#messages li.msg.self", has_text="provider-down").count() == 1
+    assert ana.page.locator("#messages li.msg.ai").count() == 0
+
+    send(ana, "and now?")
+    ai_reply(ana.page).locator(".body", has_text="Echo: and now?").wait_for()
+
+
 def test_rate_limit_says_when_to_send_again(
     person: Callable[..., Person], upstream: FakeOpenAI
 ) -> None:

@@ -102,6 +102,17 @@ def test_two_people_chat_both_ways(person: Callable[..., Person]) -> None:
     assert other.locator(".author").inner_text() == ben.username
     assert "self" not in (other.get_attribute("class") or "")
 
+    # The owner removes Ben (asking once more, in place): his page says so and stops sending.
+    remove = ana.page.locator("#people .person", has_text=ben.username).locator("button")
+    remove.click()
+    assert remove.inner_text() == f"{ben.username} 님을 내보낼까요?"
+    remove.click()
+    ana.page.locator("#people .person", has_text=ben.username).wait_for(state="detached")
+    ben.page.locator('#notices .notice[data-key="final"]').wait_for()
+    assert "no longer a member" in ben.page.inner_text("#notices")
+    assert ben.page.is_disabled("#message-input")
+    assert ben.page.get_attribute("#conn-status", "data-state") == "closed"
+
 
 def test_payloads_from_people_stay_text(person: Callable[..., Person]) -> None:
     ana = person("ana")
