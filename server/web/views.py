@@ -23,6 +23,7 @@ from django.views.decorators.http import require_safe
 from accounts.models import User
 from chat.selectors import access_room
 from core.errors import NotFound
+from llm.selectors import access_session
 
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]
@@ -110,9 +111,11 @@ def room_page(request: HttpRequest, room_id: UUID) -> HttpResponse:
 @require_safe
 @signed_in_page
 def session_page(request: HttpRequest, session_id: UUID) -> HttpResponse:
-    # Whether the session exists and may be seen is the API's answer (404 either way), read by
-    # the page's module; the shell reveals nothing about the id.
-    return _page(request, "web/session.html", {"session_id": str(session_id)})
+    try:
+        session = access_session(session_id=session_id, user=_user(request))
+    except NotFound:
+        return _page(request, "web/not_found.html", status=404)
+    return _page(request, "web/session.html", {"session_id": str(session.pk)})
 
 
 @require_safe

@@ -13,6 +13,7 @@ from django.test import Client
 
 from accounts.models import User
 from chat.models import ChatRoom
+from llm.models import AiChatSession
 from web.middleware import HEADER
 
 PAGES = ["/rooms/", "/usage/"]
@@ -134,13 +135,15 @@ def test_room_page_is_not_found_for_others_exactly_as_for_no_room(
     assert c.get("/rooms/not-a-uuid/").status_code == 404
 
 
-def test_session_page_is_a_shell_that_reveals_nothing_about_the_id(
-    client_for: Callable[[User | None], Client], alice: User
+def test_session_page_opens_for_members_and_is_not_found_for_others(
+    client_for: Callable[[User | None], Client], room: ChatRoom, bob: User, carol: User
 ) -> None:
-    session_id = uuid.uuid4()
-    response = client_for(alice).get(f"/ai/{session_id}/")
+    session = AiChatSession.objects.create(room=room, created_by=bob, model="gpt-4o-mini")
+    response = client_for(bob).get(f"/ai/{session.pk}/")
     assert response.status_code == 200
-    assert page_data(response.content.decode())["session_id"] == str(session_id)
+    assert page_data(response.content.decode())["session_id"] == str(session.pk)
+    assert client_for(carol).get(f"/ai/{session.pk}/").status_code == 404
+    assert client_for(bob).get(f"/ai/{uuid.uuid4()}/").status_code == 404
 
 
 def test_usage_page_shows_the_by_user_and_by_room_charts_to_staff_only(
@@ -186,7 +189,8 @@ def test_every_page_passes_its_own_policy(
     client_for: Callable[[User | None], Client], room: ChatRoom, alice: User
 ) -> None:
     signed_in = client_for(alice)
-    pages = [(signed_in, p) for p in [*PAGES, f"/rooms/{room.pk}/", f"/ai/{uuid.uuid4()}/"]]
+    session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
+    pages = [(signed_in, p) for p in [*PAGES, f"/rooms/{room.pk}/", f"/ai/{session.pk}/"]]
     pages += [(client_for(None), p) for p in ["/login/", "/signup/"]]
     for c, path in pages:
         response = c.get(path)
