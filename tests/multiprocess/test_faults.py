@@ -31,7 +31,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-LIFESPAN_ON = ["--lifespan", "on"]
 LOCK_TTL = 3
 # 300 chunks of 2 characters, 40 ms apart: a 12 s reply.
 SLOW = Behavior(text="".join(f"{i % 10}." for i in range(300)), chunk_chars=2, delay=0.04)
@@ -67,10 +66,17 @@ def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
         proc.stop()
 
 
+class LifespanServer(ServerProcess):
+    """A server process with the lifespan hooks on (start-up recovery, graceful shutdown)."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--lifespan", "on"]
+
+
 def start(
     servers: list[ServerProcess], env: dict[str, str], tmp_path: Path, name: str
 ) -> ServerProcess:
-    proc = ServerProcess(env=env, args=LIFESPAN_ON, log_path=tmp_path / f"{name}.log").start()
+    proc = LifespanServer(env=env, log_path=tmp_path / f"{name}.log").start()
     servers.append(proc)
     return proc
 
