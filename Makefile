@@ -61,3 +61,16 @@ typecheck: install
 
 clean:
 	rm -rf $(VENV) server/staticfiles .pytest_cache .mypy_cache .ruff_cache
+
+# --- Operations (README, "Deploying") --------------------------------------------------------
+.PHONY: backup demo smoke
+# A copy of the database in backups/: pg_dump's custom format, or SQLite's online backup.
+backup: install
+	$(MANAGE) backup_db
+# Demo users (their password is printed), a room they share and a few messages.
+demo: migrate
+	$(MANAGE) demo_data
+# The Docker image's own install and start (deploy/container.sh), run on this machine against
+# the local PostgreSQL and Redis, as CI does.
+smoke:
+	bash deploy/smoke.sh

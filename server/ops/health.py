@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from uuid import uuid4
 
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.core.cache import cache, caches
 from django.db import connection
 
@@ -50,18 +51,36 @@ async def check_database() -> str:
     return connection.vendor
 
 
+# One probe channel per layer and event loop, reused: the Redis pub/sub layer keeps a
+# subscription for every channel it has received on, so a new channel per probe would add one
+# every few seconds for the life of the process.
+_probe_channels: weakref.WeakKeyDictionary[
+    BaseChannelLayer, tuple[asyncio.AbstractEventLoop, str, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+
+
+async def _probe_channel(layer: BaseChannelLayer) -> tuple[str, asyncio.Lock]:
+    loop = asyncio.get_running_loop()
+    entry = _probe_channels.get(layer)
+    if entry is None or entry[0] is not loop:
+        entry = _probe_channels[layer] = (loop, await layer.new_channel(), asyncio.Lock())
+    return entry[1], entry[2]
+
+
 async def check_channel_layer() -> str:
     """A message sent to a channel of this process comes back: the layer (Redis, when
     configured) carries messages."""
     layer = get_channel_layer()
     if layer is None:
         raise NotReady("no channel layer is configured")
-    channel = await layer.new_channel()
-    token = uuid4().hex
-    await layer.send(channel, {"type": "readyz.ping", "token": token})
-    message = await layer.receive(channel)
-    if message.get("token") != token:
-        raise NotReady("the channel layer returned another message")
+    channel, lock = await _probe_channel(layer)
+    # One probe at a time on the channel, so that each receives its own message; one left by
+    # a probe that timed out is skipped.
+    async with lock:
+        token = uuid4().hex
+        await layer.send(channel, {"type": "readyz.ping", "token": token})
+        while (await layer.receive(channel)).get("token") != token:
+            pass
     return type(layer).__name__
 
 

@@ -175,9 +175,41 @@ async def test_readyz_round_trips_redis_while_the_hub_listens(settings):
     try:
         r = await get("/readyz")
         assert r.status_code == 200, r.json()
-        assert r.json()["checks"]["channel_layer"]["detail"] == "RedisChannelLayer"
+        assert r.json()["checks"]["channel_layer"]["detail"].startswith("Redis")
         assert r.json()["checks"]["cache"]["detail"] == "RedisCache"
         await apublish(frame_event("ops.readyz-test", {"type": "probe"}))
         assert await asyncio.wait_for(listener.received.get(), 3) == '{"type":"probe"}'
     finally:
         await hub.leave("ops.readyz-test", listener)
+
+
+async def test_the_probe_reuses_one_channel_and_skips_stale_messages(settings):
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    assert await health.check_channel_layer()
+    channel = health._probe_channels[layer][1]
+    # What a probe that timed out left behind must not confuse the next one.
+    await layer.send(channel, {"type": "readyz.ping", "token": "stale"})
+    for _ in range(3):
+        assert await health.check_channel_layer()
+    assert health._probe_channels[layer][1] == channel
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("backend", ["core.RedisChannelLayer", "pubsub.RedisPubSubChannelLayer"])
+async def test_the_probe_works_on_both_redis_layers(settings, backend):
+    from channels.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": f"channels_redis.{backend}",
+            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": "ops-probe-test"},
+        }
+    }
+    layer = get_channel_layer()
+    for _ in range(3):
+        assert await health.check_channel_layer() == backend.split(".")[1]
+    if hasattr(layer, "channels"):  # the pub/sub layer: one subscription, however many probes
+        assert len(layer.channels) == 1
+    await layer.flush()
