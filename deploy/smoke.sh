@@ -28,6 +28,14 @@ trap cleanup EXIT
 step() { printf -- '-- %s\n' "$*"; }
 fail() { echo "smoke: FAILED: $*" >&2; [ -f "$WORK/server.log" ] && tail -n 40 "$WORK/server.log" >&2; exit 1; }
 
+if command -v docker-compose >/dev/null; then
+  step "docker-compose.yml is valid (docker-compose config, with .env.example as .env)"
+  mkdir "$WORK/compose"
+  cp docker-compose.yml "$WORK/compose/"
+  sed 's/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=smoke-only/' .env.example > "$WORK/compose/.env"
+  (cd "$WORK/compose" && docker-compose config --quiet) || fail "docker-compose config"
+fi
+
 export VENV="$WORK/venv"
 step "install (deploy/container.sh install into $VENV)"
 deploy/container.sh install
