@@ -26,6 +26,7 @@ from core.errors import AppError
 from llm import prices
 from llm.models import LlmUsage
 from llm.providers.base import ChatRequest, Usage
+from ops import metrics
 
 MICRO = Decimal(1_000_000)
 # Per message: role and separators the model counts beside the text.
@@ -101,6 +102,7 @@ def budget_reserve(*, user_id: int, request: ChatRequest) -> Reservation:
         _counter(day_key, int(used or 0), ttl=2 * 86400)
         if cache.incr(day_key, tokens) > daily:
             cache.decr(day_key, tokens)
+            metrics.record_refusal("budget_exceeded")
             raise BudgetExceeded(
                 f"Your daily AI budget of {daily} tokens is used up.", resets_at=end
             )
@@ -116,6 +118,7 @@ def budget_reserve(*, user_id: int, request: ChatRequest) -> Reservation:
             cache.decr(month_key, micro)
             if day_key:
                 cache.decr(day_key, tokens)
+            metrics.record_refusal("budget_exceeded")
             raise BudgetExceeded(
                 f"This server's monthly AI budget of ${settings.LLM_MONTHLY_COST_BUDGET_USD} "
                 "is used up.",

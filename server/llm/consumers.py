@@ -27,6 +27,8 @@ from llm import selectors, services, streams
 from llm.events import AiError, AiJoined, AiStreamStart, frame
 from llm.generation import get_generator
 from llm.log import ai_debug
+from ops import metrics
+from ops.logs import set_log_context
 
 
 class AiSessionConsumer(AppConsumer):
@@ -36,6 +38,8 @@ class AiSessionConsumer(AppConsumer):
 
     async def targets(self) -> list[str]:
         self.session_id = UUID(str(self.scope["url_route"]["kwargs"]["session_id"]))
+        # Each socket runs in a task of its own, so this tags only its log lines.
+        set_log_context(session_id=self.session_id, user_id=self.user_id)
         # Deltas that arrive before the greeting are held, then sent after the snapshot.
         self._held: list[tuple[str, int, str]] = []
         self._snapshot: tuple[str, int] | None = None
@@ -110,6 +114,7 @@ class AiSessionConsumer(AppConsumer):
         try:
             await ratelimit.ahit("llm", str(self.user_id), settings.LLM_USER_RATE)
         except RateLimited as limited:
+            metrics.record_refusal("rate_limited")
             self.send_frame(frame(AiError(code=limited.code, retry_after=limited.retry_after)))
             return
         try:

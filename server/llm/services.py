@@ -7,6 +7,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from uuid import UUID, uuid4
 
 from django.conf import settings
@@ -29,6 +30,7 @@ from llm.models import AiChatSession, AiReply, LlmUsage
 from llm.providers import get_provider, model_name, provider_name
 from llm.providers.base import ChatMessage, ChatRequest, Usage
 from llm.selectors import access_session
+from ops import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ def ai_message_post(
             )
             message.sender = sender
             AiReply.objects.create(session=session, trigger=message, requested_by=sender)
+            transaction.on_commit(partial(metrics.record_message, "ai_session"))
             others, mine = chat_message_frames(message)
             publish_on_commit(
                 frame_event(session_group(session.pk), others, sender_id=sender.pk, self_frame=mine)
@@ -172,8 +175,11 @@ def reply_claim_next(*, session_id: UUID) -> ClaimedReply | None:
             latency_ms=0,
             provider="",
         )
+    # Only the reply row is locked (`of`): locking the joined rows too made a claim skip a
+    # pending reply whenever its sender's row was locked by a claim in another session, and
+    # the reply was then never generated.
     reply = (
-        AiReply.objects.select_for_update(skip_locked=True)
+        AiReply.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(session_id=session_id, status=AiReply.Status.PENDING)
         .select_related("session", "trigger", "trigger__sender")
         .order_by("trigger_id")
@@ -252,7 +258,11 @@ def reply_finish(
 
     `called_provider=False`: the reply was refused before any call (budget, paused key): no
     stream was started and no usage is recorded, only `ai_error` goes out."""
-    reply = AiReply.objects.select_for_update().select_related("session").get(pk=reply_id)
+    reply = (
+        AiReply.objects.select_for_update(of=("self",))
+        .select_related("session", "trigger")
+        .get(pk=reply_id)
+    )
     if reply.status != AiReply.Status.STREAMING:
         # Already closed (e.g. as interrupted by another process after a lock expiry).
         return None
@@ -293,6 +303,7 @@ def _reply_close(
         message = Message.objects.create(
             room_id=session.room_id, ai_session=session, sender=assistant_user(), content=text
         )
+        transaction.on_commit(partial(metrics.record_message, "ai_reply"))
     reply.status = status
     reply.finish_reason = "interrupted" if status == AiReply.Status.INTERRUPTED else finish_reason
     reply.error_code = error_code
@@ -318,6 +329,7 @@ def _reply_close(
             usage=usage_out(record),
         )
         publish_on_commit(frame_event(group, end.model_dump()))
+        transaction.on_commit(partial(_observe, record=record, reply=reply, ttft_ms=ttft_ms))
     if message is not None:
         others, _ = chat_message_frames(message)
         publish_on_commit(frame_event(group, {**others, "finish_reason": reply.finish_reason}))
@@ -340,6 +352,21 @@ def _reply_close(
             record.total_tokens if record and record.usage_known else "unknown",
         )
     return message
+
+
+def _observe(*, record: LlmUsage, reply: AiReply, ttft_ms: int | None) -> None:
+    """Prometheus figures of one provider call (after commit, so a rollback counts nothing)."""
+    model = record.model
+    outcome = reply.error_code or ("stopped" if reply.finish_reason == "stopped" else "ok")
+    metrics.record_ai_request(model, outcome)
+    metrics.add_tokens(model, record.prompt_tokens, record.completion_tokens)
+    metrics.add_cost(model, record.cost_usd)
+    if ttft_ms is not None:
+        metrics.observe_ttft(model, ttft_ms / 1000)
+    if reply.finished_at is not None:
+        # From the member's message to the saved reply, waiting in the queue included.
+        waited = reply.finished_at - reply.trigger.created_at
+        metrics.observe_reply_latency(model, waited.total_seconds())
 
 
 def usage_record(
