@@ -350,3 +350,40 @@ async def test_two_sockets_share_one_limit_in_redis(client_for, ws, room, alice,
     ratelimit._async_limiters.clear()
     await b.send_json_to({"type": "chat_message", "message": "4"})
     assert (await b.recv_type("ai_error"))["code"] == "rate_limited"
+
+
+# --- metrics ------------------------------------------------------------------------------------
+def _metric(name, **labels):
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0
+
+
+async def test_a_reply_is_counted_in_the_metrics(client_for, ws, upstream, room, alice, settings):
+    before = {
+        "requests": _metric("chat_ai_requests_total", model="gpt-4o-mini", outcome="ok"),
+        "prompt": _metric("chat_ai_tokens_total", model="gpt-4o-mini", kind="prompt"),
+        "ttft": _metric("chat_ai_time_to_first_token_seconds_count", model="gpt-4o-mini"),
+        "latency": _metric("chat_ai_reply_latency_seconds_count", model="gpt-4o-mini"),
+        "limited": _metric("chat_ai_refusals_total", reason="rate_limited"),
+    }
+    settings.LLM_USER_RATE = "1/minute"
+    _, a = await open_session(client_for, ws, alice, room)
+    await a.send_json_to({"type": "chat_message", "message": "count me"})
+    await a.recv_type("ai_stream_end")
+    await a.send_json_to({"type": "chat_message", "message": "too soon"})
+    await a.recv_type("ai_error")
+    assert (
+        _metric("chat_ai_requests_total", model="gpt-4o-mini", outcome="ok")
+        == before["requests"] + 1
+    )
+    prompt = _metric("chat_ai_tokens_total", model="gpt-4o-mini", kind="prompt")
+    assert prompt == before["prompt"] + upstream.default.prompt_tokens
+    assert (
+        _metric("chat_ai_time_to_first_token_seconds_count", model="gpt-4o-mini")
+        == before["ttft"] + 1
+    )
+    assert (
+        _metric("chat_ai_reply_latency_seconds_count", model="gpt-4o-mini") == before["latency"] + 1
+    )
+    assert _metric("chat_ai_refusals_total", reason="rate_limited") == before["limited"] + 1
