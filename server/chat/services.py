@@ -79,6 +79,18 @@ def room_remove_participant(*, room_id: UUID, actor: User, username: str) -> Cha
     return access_room(room_id=room_id, user=actor)
 
 
+def _storable(text: str) -> bool:
+    """Whether every database stores `text` as sent: PostgreSQL refuses NUL, and a JSON
+    escape such as \\ud800 yields a lone surrogate that no database can encode."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def message_clean(*, text: object, client_id: object = None) -> tuple[str, str | None]:
     """Check a message's text and client id (SPEC 4.1); returns them trimmed."""
     if not isinstance(text, str):
@@ -88,10 +100,16 @@ def message_clean(*, text: object, client_id: object = None) -> tuple[str, str |
         raise EmptyMessage()
     if len(content) > settings.MAX_MESSAGE_CHARS:
         raise MessageTooLong(f"The message is longer than {settings.MAX_MESSAGE_CHARS} characters.")
+    if not _storable(content):
+        raise ValidationFailed("The message must be Unicode text without NUL characters.")
     if client_id is not None and (
-        not isinstance(client_id, str) or not 0 < len(client_id) <= CLIENT_ID_MAX
+        not isinstance(client_id, str)
+        or not 0 < len(client_id) <= CLIENT_ID_MAX
+        or not _storable(client_id)
     ):
-        raise ValidationFailed(f"client_id must be a string of 1 to {CLIENT_ID_MAX} characters.")
+        raise ValidationFailed(
+            f"client_id must be Unicode text of 1 to {CLIENT_ID_MAX} characters, without NUL."
+        )
     return content, client_id
 
 

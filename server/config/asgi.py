@@ -13,11 +13,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from core import lifespan  # noqa: E402
+from core.middleware import ApiBodyLimit  # noqa: E402
 from core.ws import SocketGuard  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": ApiBodyLimit(django_asgi_app),
         "websocket": AuthMiddlewareStack(SocketGuard(URLRouter(websocket_urlpatterns))),
         "lifespan": lifespan.app,
     }

@@ -68,12 +68,33 @@ def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
     return dict.fromkeys((400, *statuses), ErrorOut)
 
 
+def _contains_nul(value: Any) -> bool:
+    # Iterative: json.loads accepts nesting deeper than a recursive walk could follow.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 class JsonParser(Parser):
     def parse_body(self, request: HttpRequest) -> Any:
         try:
-            return json.loads(request.body)
+            data = json.loads(request.body)
         except (ValueError, RecursionError) as exc:
             raise InvalidJson() from exc
+        # PostgreSQL cannot store or even compare text holding NUL: refused here, one answer
+        # on every database instead of a 500 on one of them.
+        if _contains_nul(data):
+            raise ValidationFailed("Text must not contain NUL (\\u0000) characters.")
+        return data
 
 
 def _app_error(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:

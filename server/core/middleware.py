@@ -11,12 +11,16 @@ lets the seed's client post JSON with `credentials: 'include'` and no token:
 
 `ApiEnvelopeMiddleware` gives every error answer under /api/ the JSON envelope, including the
 ones Django produces before a view runs (unknown URL, wrong method).
+
+`ApiBodyLimit` (ASGI) holds an API body to API_MAX_BODY_BYTES as it arrives, chunked or not.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -134,3 +138,62 @@ class ApiEnvelopeMiddleware:
         return JsonResponse(
             error_body(500, "The server hit an unexpected error; it has been logged."), status=500
         )
+
+
+class ApiBodyLimit:
+    """ASGI wrapper: an /api/ request body over API_MAX_BODY_BYTES is answered 413 as soon as
+    it is known to be too large. Django's ASGI handler reads a whole chunked body (one with no
+    Content-Length) to disk before any middleware runs, and its size checks look only at
+    Content-Length, so without this a chunked body of any size reached the views."""
+
+    def __init__(self, inner: Callable[..., Awaitable[None]]) -> None:
+        self.inner = inner
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(API_PREFIX):
+            await self.inner(scope, receive, send)
+            return
+        limit = settings.API_MAX_BODY_BYTES
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, limit)
+            return
+        held: list[dict[str, Any]] = []
+        size = 0
+        while True:
+            message = await receive()
+            held.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > limit:
+                await self._refuse(send, limit)
+                return
+            if not message.get("more_body"):
+                break
+
+        async def replay() -> dict[str, Any]:
+            return held.pop(0) if held else await receive()
+
+        await self.inner(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(send: Callable[[dict[str, Any]], Awaitable[None]], limit: int) -> None:
+        body = json.dumps(TooLarge(f"The body is larger than {limit} bytes.").payload()).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": TooLarge.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

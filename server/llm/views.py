@@ -10,6 +10,7 @@ from uuid import UUID
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Schema, Status
+from pydantic import field_validator
 
 from accounts.models import User
 from chat.api import HistoryQuery
@@ -92,6 +93,16 @@ class UsageQuery(Schema):
     )
     until: dt.datetime | dt.date | None = Field(None, description="End (exclusive); default: now.")
     group_by: Literal["day", "model", "room", "user"] | None = None
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_only(cls, value: object) -> object:
+        # Pydantic reads a bare number as Unix time: `since=2024` would silently mean 1970.
+        try:
+            float(str(value))
+        except ValueError:
+            return value
+        raise ValueError("use an ISO 8601 date (2024-05-01) or date-time")
 
 
 class UsageGroupOut(TotalsOut):
@@ -207,19 +218,28 @@ def deactivate_session(request: HttpRequest, session_id: UUID) -> dict[str, obje
     return session_detail(session)
 
 
-def _bound(value: dt.datetime | dt.date | None) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
-        if value is not None and timezone.is_naive(value):
-            return timezone.make_aware(value, dt.UTC)
-        return value
-    return dt.datetime.combine(value, dt.time.min, tzinfo=dt.UTC)
+def _bound(value: dt.datetime | dt.date | None, name: str) -> dt.datetime | None:
+    """A bound of the period in UTC (a date: its midnight, UTC). Converted, not passed on:
+    ISO 8601 allows UTC offsets up to 23:59, PostgreSQL only up to 15:59."""
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time.min, tzinfo=dt.UTC)
+    if timezone.is_naive(value):
+        return value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+01:00 is in year 0 in UTC
+        raise ValidationFailed(f"{name}: out of range.") from exc
 
 
 def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object]:
     user = _user(request)
     now = timezone.now()
-    since = _bound(query.since) or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    until = _bound(query.until) or now
+    since = _bound(query.since, "since") or now.replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
+    until = _bound(query.until, "until") or now
     if until <= since:
         raise ValidationFailed("until: must be after since.")
     rows = selectors.usage_rows(user=None if user.is_staff else user, since=since, until=until)
