@@ -64,8 +64,10 @@ class OkOut(Schema):
 
 
 def errors(*statuses: int) -> dict[int, type[ErrorOut]]:
-    """Response declarations for the error answers an endpoint can give (for the OpenAPI doc)."""
-    return dict.fromkeys((400, *statuses), ErrorOut)
+    """Response declarations for the error answers an endpoint can give (for the OpenAPI doc).
+
+    Every endpoint can answer 400 (bad input) and 503 (the database or Redis is down)."""
+    return dict.fromkeys((400, *statuses, 503), ErrorOut)
 
 
 def _contains_nul(value: Any) -> bool:

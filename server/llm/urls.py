@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import Router
 
-from core.api import ErrorOut, errors, signed_in
+from core.api import errors, signed_in
 from llm import views
 
 router = Router(tags=["llm"], auth=signed_in)
@@ -13,7 +13,7 @@ router.add_api_operation(
     "/start_session/",
     ["POST"],
     views.start_session,
-    response={201: views.StartSessionOut, **errors(401, 404, 415), 503: ErrorOut},
+    response={201: views.StartSessionOut, **errors(401, 404, 415)},
     summary="Open an AI session in a room (members only)",
 )
 router.add_api_operation(
