@@ -162,7 +162,11 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self._close_sent = False
         self.socket_id = uuid.uuid4().hex
         self._registered = False
-        await self.accept()
+        self._accepted = False
+        self._pending_close: int | None = None
+        # The handshake completes only once the socket is subscribed and allowed in, so a
+        # client that sends at once cannot miss the first replies; a refusal is accepted
+        # and closed at once (see close), so that the client can read its code.
         hub = get_hub()
         groups = [user_group(self.user_id)]
         try:
@@ -189,8 +193,11 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 logger.error("Socket of user %s refused: %s", self.user_id, down.message)
             await self._shut(CLOSE_TRY_AGAIN if down else CLOSE_INTERNAL_ERROR)
             return
-        if self._closing:  # access was revoked while the check ran
+        if self._pending_close is not None:  # access was revoked while the check ran
+            await self._shut(self._pending_close)
             return
+        await self.accept()
+        self._accepted = True
         self._writer = asyncio.create_task(self._write())
         await self.on_open()
 
@@ -235,6 +242,9 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if self._close_sent:
             return
         self._close_sent = True
+        if not getattr(self, "_accepted", True):
+            self._accepted = True
+            await self.accept()
         metrics.record_socket_close(code if type(code) is int else 1000)
         await super().close(code=code, reason=reason)
 
@@ -264,10 +274,11 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         if drop_pending:
             while not self._outbox.empty():
                 self._outbox.get_nowait()
-        self._outbox.put_nowait(code)
         if self._writer is None:
-            # Not yet authorised: nothing may be sent, close now.
-            asyncio.get_running_loop().create_task(self.close(code))
+            # Still connecting: websocket_connect closes it once its checks are done.
+            self._pending_close = code
+            return
+        self._outbox.put_nowait(code)
 
     def control(self, action: str, params: dict[str, Any]) -> None:
         if action == "close" and self.control_applies(params):

@@ -54,7 +54,7 @@ def server_env(upstream, tmp_path: Path) -> dict[str, str]:
         LLM_MAX_RETRIES="0",
         LLM_TIMEOUT_SECONDS="5",
         LLM_LOCK_TTL_SECONDS=str(LOCK_TTL),
-        HUB_REFRESH_SECONDS="1",
+        HUB_REFRESH_SECONDS="5",
     )
 
 
