@@ -193,8 +193,9 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 logger.error("Socket of user %s refused: %s", self.user_id, down.message)
             await self._shut(CLOSE_TRY_AGAIN if down else CLOSE_INTERNAL_ERROR)
             return
-        if self._pending_close is not None:  # access was revoked while the check ran
-            await self._shut(self._pending_close)
+        revoked = self.pending_close()
+        if revoked is not None:  # access was revoked while the check ran
+            await self._shut(revoked)
             return
         await self.accept()
         self._accepted = True
@@ -265,6 +266,10 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         metrics.record_socket_error(error.code)
         frame = {"type": "error", "code": error.code, "message": error.message, **error.extra}
         self.send_frame(frame)
+
+    def pending_close(self) -> int | None:
+        """The close code asked for while the socket was still connecting, if any."""
+        return self._pending_close
 
     def close_later(self, code: int, *, drop_pending: bool = False) -> None:
         """Close after the frames already queued have been sent (or at once if told to)."""
