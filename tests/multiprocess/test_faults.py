@@ -330,3 +330,54 @@ async def test_database_outage_answers_503_and_error_frames_then_recovers(
     await alice.send(type="chat_message", message="after")
     assert (await alice.recv_type("chat_message"))["message"] == "after"
     await alice.close()
+
+
+# --- a member that stops reading ----------------------------------------------------------------
+async def test_a_member_that_stops_reading_does_not_delay_the_others(server_env, servers, tmp_path):
+    import socket as socketlib
+
+    env = {**server_env, "CHAT_USER_RATE": "100000/minute"}
+    a = start(servers, env, tmp_path, "a")
+    room, cookies = await make_room("alice", "bob", "carol")
+    path = f"/ws/chat/{room}/"
+    # Carol completes the handshake on a tiny receive buffer and never reads again.
+    stalled = socketlib.create_connection(("127.0.0.1", a.port))
+    stalled.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_RCVBUF, 4096)
+    stalled.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{a.port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            f"Cookie: {settings.SESSION_COOKIE_NAME}={cookies['carol']}\r\n\r\n"
+        ).encode()
+    )
+    assert b"101" in stalled.recv(1024)
+    alice = await Peer.open(a, path, cookies["alice"])
+    bob = await Peer.open(a, path, cookies["bob"])
+    body = "x" * 3900
+    sent_at: dict[str, float] = {}
+    worst = 0.0
+    for i in range(2600):
+        text = f"{i:05d}{body}"
+        sent_at[text[:5]] = time.monotonic()
+        await alice.send(type="chat_message", message=text)
+        if i % 50 == 49:
+            # Bob keeps up with the room while Carol's socket backs up.
+            while True:
+                frame = await bob.recv(10)
+                if frame["type"] == "chat_message":
+                    worst = max(worst, time.monotonic() - sent_at[frame["message"][:5]])
+                    if frame["message"].startswith(f"{i:05d}"):
+                        break
+    assert worst < 2.0
+    # Carol's outbox overflowed: the server closed her socket rather than wait for her.
+    stalled.settimeout(10)
+    stalled.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_RCVBUF, 1 << 20)
+    drained = b""
+    with contextlib.suppress(OSError):
+        while chunk := stalled.recv(1 << 16):
+            drained += chunk
+    stalled.close()
+    assert drained, "the stalled socket was never closed by the server"
+    await alice.close()
+    await bob.close()
