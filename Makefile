@@ -6,9 +6,12 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 WORKERS ?= 2
 MANAGE := cd server && ../$(BIN)/python manage.py
-UVICORN_FLAGS := --ws-max-size 65536 --ws-ping-interval 20 --ws-ping-timeout 20 --lifespan on
+# No permessage-deflate: it compresses every frame once per socket (each has its own
+# compressor), which cost 40% of a process's CPU in the fan-out benchmark; chat frames are small.
+UVICORN_FLAGS := --ws-max-size 65536 --ws-per-message-deflate false --ws-ping-interval 20 \
+	--ws-ping-timeout 20 --lifespan on
 
-.PHONY: run serve test test-fast lint typecheck install migrate clean
+.PHONY: run serve test test-fast lint typecheck install migrate clean bench bench-quick
 .DEFAULT_GOAL := run
 
 $(BIN)/python:
@@ -51,6 +54,15 @@ test: install
 		DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" CHANNEL_PREFIX=test \
 			$(BIN)/pytest $(PYTEST_ARGS); \
 	fi
+
+# Benchmarks against the peers (BENCHMARKS.md): real server processes on loopback ports over
+# PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL; the database is re-created).
+# Results: bench/results/<run>/. BENCH_ARGS="--profile fanout" samples the servers with py-spy.
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

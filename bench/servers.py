@@ -24,8 +24,16 @@ SERVER_DIR = REPO_DIR / "server"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
-# Flags of `make serve` that matter for a socket server.
-UVICORN_FLAGS = ["--ws-max-size", "65536", "--lifespan", "off", "--no-access-log"]
+# Flags of `make serve` that matter for a socket server (see UVICORN_FLAGS in the Makefile).
+UVICORN_FLAGS = [
+    "--ws-max-size",
+    "65536",
+    "--ws-per-message-deflate",
+    "false",
+    "--lifespan",
+    "off",
+    "--no-access-log",
+]
 
 
 def free_port() -> int:
@@ -85,8 +93,9 @@ class ServerProcess:
 
     env: dict[str, str]
     app: str = "config.asgi:application"
-    kind: str = "uvicorn"  # or "daphne"
+    kind: str = "uvicorn"  # "daphne", or "module": `python -m <app> <port>`
     ws: str | None = None  # uvicorn's --ws implementation; None: its default
+    args: list[str] = field(default_factory=list)  # more server options
     port: int = field(default_factory=free_port)
     cwd: Path = SERVER_DIR
     log_path: Path | None = None
@@ -107,6 +116,8 @@ class ServerProcess:
         return self.proc.pid
 
     def command(self) -> list[str]:
+        if self.kind == "module":
+            return [sys.executable, "-m", self.app, str(self.port)]
         if self.kind == "daphne":
             return [
                 sys.executable,
@@ -116,13 +127,14 @@ class ServerProcess:
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                *self.args,
                 self.app,
             ]
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), *UVICORN_FLAGS]
         if self.ws:
             cmd += ["--ws", self.ws]
-        return cmd
+        return cmd + self.args
 
     def start(self, timeout: float = 30) -> ServerProcess:
         if self.log_path is not None:

@@ -9,7 +9,6 @@ from django.conf import settings
 
 from chat import selectors, services
 from chat.events import chat_message_frames
-from core import ratelimit
 from core.db import db_async
 from core.errors import NotFound
 from core.groups import room_group
@@ -37,17 +36,13 @@ class ChatConsumer(AppConsumer):
         content, client_id = services.message_clean(
             text=frame.get("message"), client_id=frame.get("client_id")
         )
-        if client_id is not None:
-            existing = await db_async(selectors.message_by_client_id)(
-                sender=self.user, client_id=client_id
-            )
-            if existing is not None:
-                self.deliver(encode(chat_message_frames(existing)[1]))
-                return
-        await ratelimit.ahit("chat", str(self.user_id), settings.CHAT_USER_RATE)
         try:
-            message, created = await db_async(services.message_post)(
-                room_id=self.room_id, sender=self.user, content=content, client_id=client_id
+            message, created = await services.amessage_post(
+                room_id=self.room_id,
+                sender=self.user,
+                content=content,
+                client_id=client_id,
+                rate=settings.CHAT_USER_RATE,
             )
         except NotFound:
             self.close_later(CLOSE_FORBIDDEN)

@@ -150,15 +150,31 @@ DB_IS_SQLITE = _db["ENGINE"] == "django.db.backends.sqlite3"
 # SQLite allows one writer at a time, so ORM work stays on Django's single sync thread there;
 # PostgreSQL gets a pool of threads (channels' thread-sensitive default serialises all ORM work).
 DB_THREAD_SENSITIVE: bool = bool_setting("DB_THREAD_SENSITIVE", DB_IS_SQLITE)
+# Threads (so database connections) per process for that pool; keep processes x DB_THREADS
+# under PostgreSQL's max_connections (or a pgbouncer's pool), see docs/SCALING.md.
+DB_THREADS: int = int_setting("DB_THREADS", 16)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, shared counters -------------------------------------------
 REDIS_URL: str = setting("REDIS_URL", "")
 CHANNEL_PREFIX: str = setting("CHANNEL_PREFIX", "chat")
+# "lists": channels-redis' RedisChannelLayer (the default). "pubsub": its
+# RedisPubSubChannelLayer, which moved ~8x the messages per second on the benchmark machine and
+# keeps 200 concurrent AI streams whole, but delivers at most once: in the multi-process fault
+# tests it sometimes missed the first message after a process started (BENCHMARKS.md).
+REDIS_CHANNEL_LAYER: str = setting("REDIS_CHANNEL_LAYER", "lists").lower()
+if REDIS_CHANNEL_LAYER not in ("lists", "pubsub"):
+    raise ImproperlyConfigured(
+        f"REDIS_CHANNEL_LAYER must be lists or pubsub, not {REDIS_CHANNEL_LAYER!r}."
+    )
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": (
+                "channels_redis.pubsub.RedisPubSubChannelLayer"
+                if REDIS_CHANNEL_LAYER == "pubsub"
+                else "channels_redis.core.RedisChannelLayer"
+            ),
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": f"{CHANNEL_PREFIX}:asgi",
@@ -177,7 +193,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "core.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # How often each process re-announces its group memberships (they expire in Redis after a day,
 # and vanish if Redis restarts).

@@ -48,6 +48,7 @@ class Hub:
         self._lock = asyncio.Lock()
         self._started = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._retry: asyncio.Task[None] | None = None
         self.dispatched = 0
 
     async def _start(self) -> None:
@@ -64,9 +65,25 @@ class Hub:
                 await self._start()
             members = self.groups.get(group)
             if members is None:
-                await self.layer.group_add(group, self.channel)
                 members = self.groups[group] = set()
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except Exception:
+                    # The layer is unreachable (Redis restarting): the socket opens all the
+                    # same and the group is announced again shortly; what it misses meanwhile
+                    # the client fetches from history.
+                    logger.warning("Could not join group %s; retrying", group, exc_info=True)
+                    self._rejoin_soon()
             members.add(subscriber)
+
+    def _rejoin_soon(self) -> None:
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.create_task(self._rejoin_after(1.0), name="hub-rejoin")
+
+    async def _rejoin_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if not await self._rejoin():
+            self._rejoin_soon()
 
     async def leave(self, group: str, subscriber: Subscriber) -> None:
         async with self._lock:
@@ -144,13 +161,15 @@ class Hub:
         for member in {m for members in self.groups.values() for m in members}:
             member.deliver(text)
 
-    async def _rejoin(self) -> None:
+    async def _rejoin(self) -> bool:
+        """Announce every group again; False if the layer failed on the way."""
         for group in list(self.groups):
             try:
                 await self.layer.group_add(group, self.channel)
             except Exception:
                 logger.warning("Could not re-join group %s", group, exc_info=True)
-                return
+                return False
+        return True
 
     async def _refresh(self) -> None:
         # Group memberships expire in Redis (channels-redis group_expiry) and vanish when Redis
@@ -171,6 +190,9 @@ class Hub:
                 logger.warning("Could not refresh the socket registry", exc_info=True)
 
     async def close(self) -> None:
+        if self._retry is not None:
+            self._tasks.append(self._retry)
+            self._retry = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -139,6 +139,11 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     """
 
     frame_types: frozenset[str] = frozenset()
+    # Sockets hear the channel layer only through their process's hub. Without this, channels
+    # gives every consumer a layer channel of its own and listens on it: with the in-memory
+    # layer each send then scans every socket's channel (a third of a process's CPU at 1,000
+    # sockets), and with Redis each socket would hold a subscription.
+    channel_layer_alias = None
 
     user_id: int
     hub_groups: list[str]
@@ -307,7 +312,10 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 return
             seq += 1
             try:
-                await self.send(text_data=f'{{"seq":{seq},{item[1:]}')
+                # Straight to the server, past channels' generic send wrappers (hot path).
+                await self.base_send(
+                    {"type": "websocket.send", "text": f'{{"seq":{seq},{item[1:]}'}
+                )
             except Exception:
                 logger.debug("Send failed on a closing socket", exc_info=True)
                 return

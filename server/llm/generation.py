@@ -7,10 +7,12 @@ whichever process holds the lock generates every pending reply, and a process th
 reply waits for the lock, so none is left behind.
 
 A reply streams through the channel layer to every member: `ai_thinking`, `ai_stream_start`,
-coalesced `ai_stream_delta`s (a flush every 50 ms or 20 characters, whichever comes first,
-so a fast model does not cost one layer message per token), then `ai_stream_end` and the
-final `chat_message` once the reply is saved. A `stop` control event on the session's group
-(from any member, on any process) ends the stream within one event-loop turn.
+coalesced `ai_stream_delta`s (a token that arrives 50 ms or more after the last flush goes out
+at once, so the first token is not held back; tokens closer together are gathered for up to
+50 ms or 20 characters, so a fast model does not cost one layer message per token), then
+`ai_stream_end` and the final `chat_message` once the reply is saved. A `stop` control event
+on the session's group (from any member, on any process) ends the stream within one
+event-loop turn.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class ReplyRun:
     first_token_at: float | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    flushed_at: float = 0.0
     started: str = ""
 
     def deliver(self, text: str, meta: dict[str, Any] | None = None) -> None:
@@ -84,6 +87,12 @@ class ReplyRun:
         return session_group(self.claim.session_id)
 
     async def flush(self) -> None:
+        # Shielded: a flush cancelled half-way (the flusher and the pump are cancelled when a
+        # reply ends or is stopped) would have taken text from `pending` without publishing
+        # it, and members would miss a delta. The next flush waits for this one on the lock.
+        await asyncio.shield(self._flush())
+
+    async def _flush(self) -> None:
         async with self.flush_lock:
             if not self.pending:
                 return
@@ -104,6 +113,9 @@ class ReplyRun:
                 meta={"stream_id": stream_id, "index": self.index},
             )
             await apublish(event)
+            # From the end of the flush: a slow flush does not make every token that queued up
+            # behind it go out on its own.
+            self.flushed_at = time.monotonic()
 
 
 class Generator:
@@ -241,7 +253,10 @@ class Generator:
                     )
                 run.pending.append(event.text)
                 run.pending_chars += len(event.text)
-                if run.pending_chars >= FLUSH_CHARS:
+                if (
+                    run.pending_chars >= FLUSH_CHARS
+                    or time.monotonic() - run.flushed_at >= FLUSH_SECONDS
+                ):
                     await run.flush()
             else:
                 run.finished = event

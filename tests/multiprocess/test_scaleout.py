@@ -254,9 +254,9 @@ async def test_replies_run_one_at_a_time_in_message_order_across_processes(
     boundary = order.index(("ai_stream_end", first_id))
     assert all(sid == first_id for _, sid in order[: boundary + 1])
     assert all(sid == second_id for _, sid in order[boundary + 1 :])
-    # In message order: the first reply answers the message saved first, and the second sees it.
-    user_messages = [f for f in frames if f["type"] == "chat_message" and not f["is_ai"]]
-    ordered = [m["message"] for m in sorted(user_messages, key=lambda m: m["message_id"])]
+    # In message order (as the members saw the messages arrive): the first reply answers the
+    # first message, and the second reply's context holds the first exchange.
+    ordered = [f["message"] for f in frames if f["type"] == "chat_message" and not f["is_ai"]]
     first_context = upstream.requests[0].body["messages"]
     second_context = upstream.requests[1].body["messages"]
     assert first_context[-1]["content"].endswith(ordered[0])

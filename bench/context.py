@@ -1,0 +1,253 @@
+"""What every scenario shares: the benchmark database and Redis, server processes of the app
+and of its peers, the upstream, and the table of results."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import seed
+from bench.servers import REPO_DIR, ServerProcess, app_env, free_port
+
+RESULTS_DIR = REPO_DIR / "bench" / "results"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chat_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/6"
+
+
+@dataclass
+class Result:
+    scenario: str
+    config: str
+    metric: str
+    value: float
+    unit: str = ""
+    target: str = ""
+    ok: bool | None = None
+
+
+@dataclass
+class Bench:
+    quick: bool
+    database_url: str = field(
+        default_factory=lambda: os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
+    redis_url: str = field(
+        default_factory=lambda: os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    )
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    results: list[Result] = field(default_factory=list)
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(40))
+    profile: bool = False
+    _names: int = 0
+    _profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def logs(self) -> Path:
+        return RESULTS_DIR / self.run_id / "logs"
+
+    def add(
+        self,
+        scenario: str,
+        config: str,
+        metric: str,
+        value: float,
+        unit: str = "",
+        target: str = "",
+        ok: bool | None = None,
+    ) -> Result:
+        result = Result(scenario, config, metric, value, unit, target, ok)
+        self.results.append(result)
+        print(f"  {config:<44} {metric:<30} {_fmt(value)} {unit}", flush=True)
+        return result
+
+    def find(self, scenario: str, config: str, metric: str) -> float | None:
+        for r in self.results:
+            if (r.scenario, r.config, r.metric) == (scenario, config, metric):
+                return r.value
+        return None
+
+    def prefix(self) -> str:
+        """A fresh username prefix (every scenario makes its own users)."""
+        self._names += 1
+        return f"b{self._names}u"
+
+    def start_profiles(self, procs: list[ServerProcess], name: str, seconds: float) -> None:
+        """With --profile: sample each server process with py-spy for `seconds` (collapsed
+        stacks in results/<run>/profiles/, one line per stack, for flame graphs)."""
+        if not self.profile:
+            return
+        out = RESULTS_DIR / self.run_id / "profiles"
+        out.mkdir(parents=True, exist_ok=True)
+        py_spy = Path(sys.executable).parent / "py-spy"
+        for i, proc in enumerate(procs):
+            self._profilers.append(
+                subprocess.Popen(  # noqa: S603 - the venv's py-spy on our own child
+                    [
+                        str(py_spy),
+                        "record",
+                        "--pid",
+                        str(proc.pid),
+                        "--duration",
+                        str(max(1, int(seconds))),
+                        "--format",
+                        "raw",
+                        "--nonblocking",
+                        "--output",
+                        str(out / f"{name}-{i}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def finish_profiles(self) -> None:
+        for profiler in self._profilers:
+            try:
+                profiler.wait(30)
+            except subprocess.TimeoutExpired:
+                profiler.kill()
+        self._profilers.clear()
+
+    # --- the app's server processes --------------------------------------------------------
+    def env(self, *, redis: bool, **extra: str) -> dict[str, str]:
+        return app_env(
+            database_url=self.database_url,
+            redis_url=self.redis_url if redis else "",
+            prefix=f"bench{self.run_id}",
+            secret_key=self.secret_key,
+            CHAT_USER_RATE="1000000/minute",
+            LLM_USER_RATE="1000000/minute",
+            MAX_SOCKETS_PER_USER="100",
+            **extra,
+        )
+
+    def prepare_database(self) -> None:
+        """A fresh benchmark database, migrated; Django set up in this process for seeding."""
+        import psycopg
+
+        base, name = self.database_url.rsplit("/", 1)
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        seed.setup_django(self.env(redis=False))
+        seed.migrate()
+
+    @contextlib.contextmanager
+    def servers(
+        self,
+        count: int,
+        *,
+        redis: bool,
+        name: str,
+        kind: str = "uvicorn",
+        ws: str | None = None,
+        args: tuple[str, ...] = (),
+        **extra: str,
+    ) -> Iterator[list[ServerProcess]]:
+        env = self.env(redis=redis, **extra)
+        procs: list[ServerProcess] = []
+        try:
+            for i in range(count):
+                proc = ServerProcess(
+                    env=env,
+                    kind=kind,
+                    ws=ws,
+                    args=list(args),
+                    log_path=self.logs / f"{name}-{i}.log",
+                )
+                procs.append(proc.start())
+            yield procs
+        finally:
+            for proc in procs:
+                proc.stop()
+
+    @contextlib.contextmanager
+    def baseline(self, which: str, name: str) -> Iterator[ServerProcess]:
+        """The minimal Channels chat ("channels") or the bare websockets server ("websockets")."""
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+            "PYTHONPATH": str(REPO_DIR),
+        }
+        if which == "channels":
+            proc = ServerProcess(
+                env=env, app="bench.baselines.channels_chat:application", cwd=REPO_DIR
+            )
+        else:
+            proc = ServerProcess(
+                env=env, app="bench.baselines.ws_broadcast", kind="module", cwd=REPO_DIR
+            )
+        proc.log_path = self.logs / f"{name}.log"
+        try:
+            yield proc.start()
+        finally:
+            proc.stop()
+
+    @contextlib.contextmanager
+    def upstream(self, *, first_delay: float, rate: float, tokens: int) -> Iterator[Upstream]:
+        up = Upstream(port=free_port(), log=self.logs / f"upstream-{time.monotonic_ns()}.jsonl")
+        up.log.parent.mkdir(parents=True, exist_ok=True)
+        up.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "bench.upstream",
+                "--port",
+                str(up.port),
+                "--first-delay",
+                str(first_delay),
+                "--rate",
+                str(rate),
+                "--tokens",
+                str(tokens),
+                "--log",
+                str(up.log),
+            ],
+            cwd=REPO_DIR,
+        )
+        probe = ServerProcess(env={}, port=up.port)
+        probe.proc = up.proc
+        try:
+            probe.wait_ready(20)
+            yield up
+        finally:
+            up.proc.terminate()
+            up.proc.wait(10)
+
+
+@dataclass
+class Upstream:
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    api_key: str = "sk-test-0123456789abcdefghijklmnop"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def records(self) -> list[dict[str, Any]]:
+        import json
+
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+
+def _fmt(value: float) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.3f}"
+
+
+def as_dicts(results: list[Result]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in results]

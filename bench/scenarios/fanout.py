@@ -1,0 +1,181 @@
+"""fanout: one room of 500 members, one sender at 10 and 20 messages/s.
+
+Delivery latency is the receiver's clock minus the send time in the message (one client
+process, so one clock); loss is what had not arrived 5 s after the last send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from bench import client, seed
+from bench.context import Bench
+from bench.servers import ServerProcess
+
+MEMBERS = 500
+RATES = (10, 20)
+DRAIN_SECONDS = 5.0
+P99_TARGET_MS = {1: 100.0, 2: 150.0}
+
+
+@dataclass
+class Phase:
+    sent: int = 0
+    received: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    name: str
+    protocol: str  # "app": signed-in sockets to /ws/chat/<room>/; "bare": any path
+    processes: int = 1
+    kind: str = "uvicorn"
+    ws: str | None = None
+    redis: bool = False
+    layer: str = "lists"  # REDIS_CHANNEL_LAYER
+    baseline: str | None = None  # "channels" or "websockets"
+    args: tuple[str, ...] = ()
+
+
+def configs(quick: bool) -> list[Config]:
+    out = [
+        Config("app, 1 process, in-memory layer", "app"),
+        Config("app, 2 processes, Redis layer", "app", processes=2, redis=True),
+        Config("minimal Channels chat", "bare", baseline="channels"),
+        Config("bare websockets broadcast", "bare", baseline="websockets"),
+    ]
+    if not quick:
+        out += [
+            Config("app, 1 process, daphne", "app", kind="daphne"),
+            Config(
+                "app, 2 processes, Redis pub/sub layer",
+                "app",
+                processes=2,
+                redis=True,
+                layer="pubsub",
+            ),
+            Config("app, 1 process, --ws websockets-sansio", "app", ws="websockets-sansio"),
+            Config("app, 1 process, --ws wsproto", "app", ws="wsproto"),
+            Config(
+                "app, 1 process, with permessage-deflate",
+                "app",
+                args=("--ws-per-message-deflate", "true"),
+            ),
+        ]
+    return out
+
+
+@contextlib.contextmanager
+def _serve(bench: Bench, cfg: Config) -> Iterator[list[ServerProcess]]:
+    """Start the servers of `cfg`; yields the base ws:// URL of each."""
+    if cfg.baseline is not None:
+        with bench.baseline(cfg.baseline, f"fanout-{cfg.baseline}") as proc:
+            yield [proc]
+        return
+    with bench.servers(
+        cfg.processes,
+        redis=cfg.redis,
+        name=f"fanout-{cfg.kind}-{cfg.ws or 'default'}-{cfg.processes}-{cfg.layer}",
+        kind=cfg.kind,
+        ws=cfg.ws,
+        args=cfg.args,
+        REDIS_CHANNEL_LAYER=cfg.layer,
+    ) as procs:
+        yield procs
+
+
+async def _measure(bench: Bench, cfg: Config, duration: float) -> None:
+    if cfg.protocol == "app":
+        room = (await asyncio.to_thread(seed.make_rooms, bench.prefix(), 1, MEMBERS))[0]
+        targets_of = [(f"/ws/chat/{room.room_id}/", m.cookie) for m in room.members]
+    else:
+        targets_of = [("/ws/chat/bench/", None)] * MEMBERS
+    with _serve(bench, cfg) as procs:
+        urls = [p.ws_url for p in procs]
+        targets = [
+            (urls[i % len(urls)] + path, cookie) for i, (path, cookie) in enumerate(targets_of)
+        ]
+        conns = await client.open_many(targets)
+        phases: dict[int, Phase] = {rate: Phase() for rate in RATES}
+
+        def on_text(text: str, now_ns: int) -> None:
+            found = client.parse(text)
+            if found is None:
+                return
+            rate, _seq, sent_ns = found
+            phase = phases.get(rate)
+            if phase is not None:
+                phase.received += 1
+                phase.latencies_ms.append((now_ns - sent_ns) / 1e6)
+
+        readers = [client.reader(c, on_text) for c in conns]
+        sender = conns[0]
+        await asyncio.sleep(1)  # let the handshakes' after-work settle
+        try:
+            for rate in RATES:
+                phase = phases[rate]
+                count = int(rate * duration)
+
+                async def send(seq: int, rate: int = rate) -> None:
+                    text = client.payload(rate, seq)
+                    await sender.send(client.chat_frame(text, client_id=uuid.uuid4().hex))
+
+                slug = cfg.name.replace(", ", "-").replace(" ", "_")
+                bench.start_profiles(procs, f"fanout-{slug}-{rate}", duration)
+                await client.paced(count, rate, send)
+                phase.sent = count
+                bench.finish_profiles()
+                expected = count * len(conns)
+                await client.wait_until(lambda p=phase, e=expected: p.received >= e, DRAIN_SECONDS)
+                lost = expected - phase.received
+                target = P99_TARGET_MS.get(cfg.processes) if cfg.protocol == "app" else None
+                p99 = client.percentile(phase.latencies_ms, 99)
+                label = f"{rate} msg/s"
+                bench.add(
+                    "fanout",
+                    cfg.name,
+                    f"{label} p50",
+                    client.percentile(phase.latencies_ms, 50),
+                    "ms",
+                )
+                bench.add(
+                    "fanout",
+                    cfg.name,
+                    f"{label} p99",
+                    p99,
+                    "ms",
+                    target=f"<= {target:.0f} ms" if target else "",
+                    ok=(p99 <= target) if target else None,
+                )
+                bench.add(
+                    "fanout",
+                    cfg.name,
+                    f"{label} max",
+                    max(phase.latencies_ms, default=float("nan")),
+                    "ms",
+                )
+                bench.add(
+                    "fanout",
+                    cfg.name,
+                    f"{label} lost",
+                    100.0 * lost / expected,
+                    "%",
+                    target="0" if cfg.protocol == "app" else "",
+                    ok=(lost == 0) if cfg.protocol == "app" else None,
+                )
+        finally:
+            for task in readers:
+                task.cancel()
+            await client.close_all(conns)
+
+
+async def run(bench: Bench) -> None:
+    duration = 3.0 if bench.quick else 15.0
+    for cfg in configs(bench.quick):
+        print(f"fanout: {cfg.name}", flush=True)
+        await _measure(bench, cfg, duration)

@@ -1,0 +1,95 @@
+"""idle: 5,000 signed-in room sockets on one process (PostgreSQL + Redis): resident memory per
+socket, and whether connecting and disconnecting leaves memory behind.
+
+RSS is read from /proc/<pid>/statm. The baseline is taken after a warm-up of a few hundred
+connections, so code loaded on first use is not charged to the sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bench import client, seed
+from bench.context import Bench
+
+SOCKETS = 5000
+PER_ROOM = 5
+CHURN = 1000
+KIB_PER_SOCKET_TARGET = 50.0
+CHURN_GROWTH_TARGET_KIB = 1024.0
+
+
+async def _settle(seconds: float = 2.0) -> None:
+    """Let the server finish the work the last sockets left behind."""
+    await asyncio.sleep(seconds)
+
+
+async def _churn(targets: list[tuple[str, str | None]], cycles: int) -> None:
+    """Connect and disconnect `cycles` times, 20 at a time."""
+    gate = asyncio.Semaphore(20)
+
+    async def one(i: int) -> None:
+        async with gate:
+            conn = await client.open_socket(*targets[i % len(targets)])
+            await conn.close()
+
+    await asyncio.gather(*(one(i) for i in range(cycles)))
+
+
+async def run(bench: Bench) -> None:
+    print(f"idle: {SOCKETS} sockets", flush=True)
+    config = f"{SOCKETS} sockets, 1 process"
+    rooms = await asyncio.to_thread(seed.make_rooms, bench.prefix(), SOCKETS // PER_ROOM, PER_ROOM)
+    with bench.servers(1, redis=True, name="idle") as procs:
+        server = procs[0]
+        targets: list[tuple[str, str | None]] = [
+            (f"{server.ws_url}/ws/chat/{room.room_id}/", member.cookie)
+            for room in rooms
+            for member in room.members
+        ]
+        # Extra sockets of the first members of the rooms, for the churn.
+        spare = targets[:: PER_ROOM * 2]
+        await _churn(spare, 300)
+        await _settle()
+        rss_empty = server.rss_bytes()
+        conns = await client.open_many(targets, concurrency=50)
+        await _settle()
+        rss_full = server.rss_bytes()
+        per_socket = (rss_full - rss_empty) / len(conns) / 1024
+        bench.add("idle", config, "sockets open", float(len(conns)))
+        bench.add("idle", config, "RSS, no sockets", rss_empty / 2**20, "MiB")
+        bench.add("idle", config, f"RSS, {len(conns)} sockets", rss_full / 2**20, "MiB")
+        bench.add(
+            "idle",
+            config,
+            "memory per socket",
+            per_socket,
+            "KiB",
+            target=f"<= {KIB_PER_SOCKET_TARGET:.0f} KiB",
+            ok=per_socket <= KIB_PER_SOCKET_TARGET,
+        )
+        churn = CHURN // 2 if bench.quick else CHURN
+        await _churn(spare, churn)
+        await _settle()
+        rss_churn = server.rss_bytes()
+        bench.add(
+            "idle",
+            config,
+            f"RSS growth, first {churn} cycles",
+            (rss_churn - rss_full) / 1024,
+            "KiB",
+        )
+        await _churn(spare, churn)
+        await _settle()
+        rss_churn2 = server.rss_bytes()
+        growth = (rss_churn2 - rss_churn) / 1024
+        bench.add(
+            "idle",
+            config,
+            f"RSS growth, next {churn} cycles",
+            growth,
+            "KiB",
+            target=f"<= {CHURN_GROWTH_TARGET_KIB:.0f} KiB",
+            ok=growth <= CHURN_GROWTH_TARGET_KIB,
+        )
+        await client.close_all(conns)
