@@ -8,16 +8,14 @@ memory does.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
 from collections.abc import Iterable
-from typing import Any
 
 from django.conf import settings
 
+from core.redis_client import async_redis
+
 _memory: dict[int, set[str]] = {}
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 
 def _ttl() -> int:
@@ -26,16 +24,6 @@ def _ttl() -> int:
 
 def _key(user_id: int) -> str:
     return f"{settings.CHANNEL_PREFIX}:sockets:{user_id}"
-
-
-def _redis() -> Any:
-    import redis.asyncio
-
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
-    return client
 
 
 async def register(user_id: int, socket_id: str) -> bool:
@@ -49,7 +37,7 @@ async def register(user_id: int, socket_id: str) -> bool:
         return True
     now = time.time()
     key = _key(user_id)
-    client = _redis()
+    client = async_redis()
     async with client.pipeline(transaction=True) as pipe:
         pipe.zremrangebyscore(key, "-inf", now)
         pipe.zadd(key, {socket_id: now + _ttl()})
@@ -70,7 +58,7 @@ async def unregister(user_id: int, socket_id: str) -> None:
             if not sockets:
                 del _memory[user_id]
         return
-    await _redis().zrem(_key(user_id), socket_id)
+    await async_redis().zrem(_key(user_id), socket_id)
 
 
 async def refresh(entries: Iterable[tuple[int, str]]) -> None:
@@ -78,7 +66,7 @@ async def refresh(entries: Iterable[tuple[int, str]]) -> None:
     if not settings.REDIS_URL:
         return
     expires = time.time() + _ttl()
-    async with _redis().pipeline(transaction=False) as pipe:
+    async with async_redis().pipeline(transaction=False) as pipe:
         for user_id, socket_id in entries:
             pipe.zadd(_key(user_id), {socket_id: expires})
             pipe.expire(_key(user_id), _ttl())

@@ -21,6 +21,8 @@ from uuid import UUID
 
 from django.conf import settings
 
+from core.redis_client import async_redis
+
 logger = logging.getLogger(__name__)
 
 
@@ -36,21 +38,6 @@ def _key(kind: str, session_id: UUID) -> str:
     return f"{settings.CHANNEL_PREFIX}:llm:{kind}:{session_id.hex}"
 
 
-_redis_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _redis() -> Any:
-    import redis.asyncio
-
-    loop = asyncio.get_running_loop()
-    client = _redis_clients.get(loop)
-    if client is None:
-        client = _redis_clients[loop] = redis.asyncio.Redis.from_url(settings.REDIS_URL)
-    return client
-
-
 _memory_snapshots: dict[UUID, Snapshot] = {}
 _memory_locks: weakref.WeakValueDictionary[UUID, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -62,7 +49,7 @@ def _snapshot_ttl() -> int:
 
 async def snapshot_set(session_id: UUID, snapshot: Snapshot) -> None:
     if settings.REDIS_URL:
-        await _redis().set(
+        await async_redis().set(
             _key("stream", session_id), json.dumps(asdict(snapshot)), ex=_snapshot_ttl()
         )
     else:
@@ -71,14 +58,14 @@ async def snapshot_set(session_id: UUID, snapshot: Snapshot) -> None:
 
 async def snapshot_get(session_id: UUID) -> Snapshot | None:
     if settings.REDIS_URL:
-        raw = await _redis().get(_key("stream", session_id))
+        raw = await async_redis().get(_key("stream", session_id))
         return Snapshot(**json.loads(raw)) if raw else None
     return _memory_snapshots.get(session_id)
 
 
 async def snapshot_clear(session_id: UUID) -> None:
     if settings.REDIS_URL:
-        await _redis().delete(_key("stream", session_id))
+        await async_redis().delete(_key("stream", session_id))
     else:
         _memory_snapshots.pop(session_id, None)
 
@@ -94,7 +81,7 @@ async def session_lock(session_id: UUID) -> AsyncIterator[None]:
             yield
         return
     ttl = settings.LLM_LOCK_TTL_SECONDS
-    redis_lock = _redis().lock(_key("lock", session_id), timeout=ttl, sleep=0.05)
+    redis_lock = async_redis().lock(_key("lock", session_id), timeout=ttl, sleep=0.05)
     await redis_lock.acquire()
     keeper = asyncio.create_task(_keep_alive(redis_lock, ttl / 3))
     try:
@@ -120,6 +107,6 @@ async def _keep_alive(redis_lock: Any, every: float) -> None:
 
 async def lock_is_free(session_id: UUID) -> bool:
     if settings.REDIS_URL:
-        return not await _redis().exists(_key("lock", session_id))
+        return not await async_redis().exists(_key("lock", session_id))
     lock = _memory_locks.get(session_id)
     return lock is None or not lock.locked()
