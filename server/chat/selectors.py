@@ -10,7 +10,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import User
 from chat.models import ChatRoom, Message
-from core.errors import NotFound
+from core.errors import NotFound, ValidationFailed
 
 
 def member_filter(user: User) -> Q:
@@ -84,7 +84,19 @@ def message_page(
     return Page(messages=page, has_more=len(rows) > size)
 
 
-def message_by_client_id(*, sender: User, client_id: str) -> Message | None:
-    return (
+def message_by_client_id(
+    *, sender: User, client_id: str, room_id: UUID | None, session_id: UUID | None = None
+) -> Message | None:
+    """The sender's message stored under `client_id` in this room's chat (`room_id`) or in
+    this AI session (`session_id`): the one a retry repeats. A client_id already used
+    elsewhere is an error, not a retry: the new message would otherwise be dropped unsaid."""
+    message = (
         Message.objects.filter(sender=sender, client_id=client_id).select_related("sender").first()
     )
+    if message is None:
+        return None
+    if message.ai_session_id != session_id or (room_id is not None and message.room_id != room_id):
+        raise ValidationFailed(
+            "client_id: already used for another message; make up a new one for each message."
+        )
+    return message

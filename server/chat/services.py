@@ -151,7 +151,9 @@ async def amessage_post(
     a busy loop and capped the messages per second.)
     """
     if client_id is not None:
-        existing = await db_async(_message_by_known_client_id)(sender=sender, client_id=client_id)
+        existing = await db_async(_message_by_known_client_id)(
+            sender=sender, client_id=client_id, room_id=room_id
+        )
         if existing is not None:
             return existing, False
     if rate is not None:
@@ -168,10 +170,10 @@ async def amessage_post(
     return message, created
 
 
-def _message_by_known_client_id(*, sender: User, client_id: str) -> Message | None:
+def _message_by_known_client_id(*, sender: User, client_id: str, room_id: UUID) -> Message | None:
     if not _client_id_is_known(sender=sender, client_id=client_id):
         return None
-    return message_by_client_id(sender=sender, client_id=client_id)
+    return message_by_client_id(sender=sender, client_id=client_id, room_id=room_id)
 
 
 def _message_save(
@@ -193,7 +195,7 @@ def _message_save(
     except IntegrityError:
         if client_id is None:
             raise
-        existing = message_by_client_id(sender=sender, client_id=client_id)
+        existing = message_by_client_id(sender=sender, client_id=client_id, room_id=room_id)
         if existing is None:
             raise
         return existing, False, None

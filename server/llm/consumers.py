@@ -107,7 +107,12 @@ class AiSessionConsumer(AppConsumer):
             text=frame_in.get("message"), client_id=frame_in.get("client_id")
         )
         if client_id is not None:
-            existing = await db_async(message_by_client_id)(sender=self.user, client_id=client_id)
+            existing = await db_async(message_by_client_id)(
+                sender=self.user,
+                client_id=client_id,
+                room_id=None,
+                session_id=self.session_id,
+            )
             if existing is not None:
                 self.deliver(encode(chat_message_frames(existing)[1]))
                 return

@@ -109,7 +109,13 @@ def ai_message_post(
                 frame_event(session_group(session.pk), others, sender_id=sender.pk, self_frame=mine)
             )
     except IntegrityError:
-        existing = message_by_client_id(sender=sender, client_id=client_id) if client_id else None
+        existing = (
+            message_by_client_id(
+                sender=sender, client_id=client_id, room_id=None, session_id=session_id
+            )
+            if client_id
+            else None
+        )
         if existing is None:
             raise
         return existing, False

@@ -230,3 +230,17 @@ async def test_open_sockets_per_user_are_capped(ws, room, alice, bob, settings):
     again = await ws(path(room), alice)
     await again.send_json_to({"type": "chat_message", "message": "room again"})
     assert (await again.recv_type("chat_message"))["message"] == "room again"
+
+
+async def test_a_client_id_reused_in_another_room_is_an_error_not_a_silent_drop(ws, room, alice):
+    other = await sync_to_async(room_create)(owner=alice, name="other")
+    a = await ws(path(room), alice)
+    await a.send_json_to({"type": "chat_message", "message": "here", "client_id": "same"})
+    await a.recv()
+    b = await ws(path(other), alice)
+    await b.send_json_to({"type": "chat_message", "message": "there", "client_id": "same"})
+    err = await b.recv()
+    assert err["type"] == "error"
+    assert err["code"] == "validation_error"
+    assert "client_id" in err["message"]
+    assert await count(content="there") == 0
