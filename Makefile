@@ -11,7 +11,7 @@ MANAGE := cd server && ../$(BIN)/python manage.py
 UVICORN_FLAGS := --ws-max-size 65536 --ws-per-message-deflate false --ws-ping-interval 20 \
 	--ws-ping-timeout 20 --lifespan on
 
-.PHONY: run serve test test-fast lint typecheck install migrate clean bench bench-quick
+.PHONY: run serve test test-fast lint typecheck install migrate clean bench bench-quick soak
 .DEFAULT_GOAL := run
 
 $(BIN)/python:
@@ -60,6 +60,11 @@ test: install
 # Results: bench/results/<run>/. BENCH_ARGS="--profile fanout" samples the servers with py-spy.
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# 200 clients over two processes with reconnect churn and AI replies (bench/soak.py); every
+# client's view must equal the database at the end. SOAK_SECONDS=60 is CI's run.
+soak: install
+	$(BIN)/python -m bench.soak $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS),)
 
 bench-quick: install
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
