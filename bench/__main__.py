@@ -1,8 +1,9 @@
 """Run the benchmarks: `python -m bench [--quick] [scenario ...]` from the repository root.
 
-Starts real server processes on loopback ports over a benchmark database (BENCH_DATABASE_URL,
-default postgres://postgres@127.0.0.1:5432/chat_bench, dropped and re-created) and Redis
-(BENCH_REDIS_URL, default redis://127.0.0.1:6379/6), drives them from this process, prints one
+Starts real server processes on loopback ports over a benchmark database of its own
+(BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/chat_bench_<run>, created,
+migrated and dropped at the end) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/6),
+drives them from this process, prints one
 table and writes bench/results/<run>/results.json and results.md.
 """
 
@@ -107,8 +108,17 @@ def main() -> int:
     bench.prepare_database()
     import uvloop
 
-    for name in chosen:
-        uvloop.run(importlib.import_module(SCENARIOS[name]).run(bench))
+    failed = []
+    try:
+        for name in chosen:
+            try:
+                uvloop.run(importlib.import_module(SCENARIOS[name]).run(bench))
+            except Exception as exc:
+                # The other scenarios' figures still count; the table says what is missing.
+                failed.append(f"{name}: {type(exc).__name__}: {exc}")
+                print(f"{name} failed: {exc!r}", flush=True)
+    finally:
+        bench.drop_database()
     ratios(bench)
 
     text = table(bench.results)
@@ -118,6 +128,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     meta = {
         "command": command,
+        "failed": failed,
         "quick": args.quick,
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started),
@@ -139,7 +150,9 @@ def main() -> int:
     print(f"\n{meta['seconds']} s; results in {out}")
     missed = [f"{r.config}: {r.metric}" for r in bench.results if r.ok is False]
     print("targets missed: " + ("; ".join(missed) if missed else "none"))
-    return 0
+    if failed:
+        print("scenarios that failed: " + "; ".join(failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ from bench import seed
 from bench.servers import REPO_DIR, ServerProcess, app_env, free_port
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chat_bench"
+# A database of the run's own (created, migrated, dropped at the end), so that two runs on one
+# machine cannot drop each other's.
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/chat_bench_{run}"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/6"
 
 
@@ -36,9 +38,7 @@ class Result:
 @dataclass
 class Bench:
     quick: bool
-    database_url: str = field(
-        default_factory=lambda: os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    )
+    database_url: str = ""
     redis_url: str = field(
         default_factory=lambda: os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     )
@@ -128,6 +128,20 @@ class Bench:
             MAX_SOCKETS_PER_USER="100",
             **extra,
         )
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+            self.database_url = url.format(run=self.run_id.replace("-", "_"))
+
+    def drop_database(self) -> None:
+        import psycopg
+        from django.db import connections
+
+        connections.close_all()
+        base, name = self.database_url.rsplit("/", 1)
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def prepare_database(self) -> None:
         """A fresh benchmark database, migrated; Django set up in this process for seeding."""
