@@ -66,7 +66,7 @@ start() {
     --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
     --ws-max-size 65536 --ws-per-message-deflate false \
     --ws-ping-interval 20 --ws-ping-timeout 20 \
-    --lifespan off --timeout-graceful-shutdown 20
+    --lifespan on --timeout-graceful-shutdown 20
 }
 
 check() {
