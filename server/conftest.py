@@ -1,6 +1,8 @@
-"""Shared test fixtures of the apps: users, signed-in API clients, signed-in sockets.
+"""Shared test fixtures: users, signed-in API clients, signed-in sockets, service gating.
 
-(Service gating, shared with tests/, is in the repository's root conftest.py.)
+Tests marked `redis` or `postgres` run only when the run is on that service (`make test` runs
+the suite a second time with TEST_DATABASE_URL / TEST_REDIS_URL); with REQUIRE_SERVICES=1
+their skip becomes a failure, so CI cannot pass without them.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -15,12 +18,26 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 
 from accounts.models import User
 from core import ratelimit, sockets
 
 PASSWORD = "Correct-Horse-42"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    need = []
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        need.append("Redis (TEST_REDIS_URL)")
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        need.append("PostgreSQL (TEST_DATABASE_URL)")
+    if need:
+        reason = "needs " + " and ".join(need)
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason}, and REQUIRE_SERVICES=1")
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,6 +7,7 @@ test commits (`django_db(transaction=True)`) are what the servers read.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -27,6 +28,22 @@ from llm.tests.upstream import Behavior, FakeUpstream  # noqa: E402
 LOCK_TTL_SECONDS = 3
 CHAT_RATE = 4
 LLM_RATE = 3
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    need = []
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        need.append("Redis (TEST_REDIS_URL)")
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        need.append("PostgreSQL (TEST_DATABASE_URL)")
+    if need:
+        reason = "needs " + " and ".join(need)
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{reason}, and REQUIRE_SERVICES=1")
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module", autouse=True)
