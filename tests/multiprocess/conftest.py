@@ -104,6 +104,29 @@ class Cluster:
             proc.stop()
 
 
+def server_env(upstream: FakeUpstream, prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a test server process: the test database and Redis, `upstream` as
+    the provider, short lock and time-outs, and a Redis key prefix of its own."""
+    from django.conf import settings
+    from django.db import connection
+
+    return app_env(
+        database_url=postgres_url(connection.settings_dict),
+        redis_url=settings.REDIS_URL,
+        prefix=prefix,
+        secret_key=settings.SECRET_KEY,
+        DB_CONN_MAX_AGE="0",
+        LLM_PROVIDER="openai",
+        OPENAI_API_KEY=upstream.api_key,
+        OPENAI_BASE_URL=upstream.base_url,
+        LLM_MODEL="gpt-4o-mini",
+        LLM_MAX_RETRIES="0",
+        LLM_TIMEOUT_SECONDS="5",
+        LLM_LOCK_TTL_SECONDS=str(LOCK_TTL_SECONDS),
+        **extra,
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster(
     django_db_setup: None,
@@ -117,19 +140,9 @@ def cluster(
         pytest.skip("needs PostgreSQL and Redis")
     # A prefix of its own: the servers' rate-limit counters and locks start empty on every run.
     prefix = f"{settings.CHANNEL_PREFIX}-mp-{uuid.uuid4().hex[:8]}"
-    env = app_env(
-        database_url=postgres_url(connection.settings_dict),
-        redis_url=settings.REDIS_URL,
-        prefix=prefix,
-        secret_key=settings.SECRET_KEY,
-        DB_CONN_MAX_AGE="0",
-        LLM_PROVIDER="openai",
-        OPENAI_API_KEY=upstream.api_key,
-        OPENAI_BASE_URL=upstream.base_url,
-        LLM_MODEL="gpt-4o-mini",
-        LLM_MAX_RETRIES="0",
-        LLM_TIMEOUT_SECONDS="5",
-        LLM_LOCK_TTL_SECONDS=str(LOCK_TTL_SECONDS),
+    env = server_env(
+        upstream,
+        prefix,
         CHAT_USER_RATE=f"{CHAT_RATE}/minute",
         LLM_USER_RATE=f"{LLM_RATE}/minute",
     )

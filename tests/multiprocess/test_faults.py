@@ -19,10 +19,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from bench.servers import ServerProcess, app_env, free_port, postgres_url
+from bench.servers import ServerProcess, free_port, postgres_url
 from llm.models import AiReply
 from llm.tests.upstream import Behavior
 
+from .conftest import LOCK_TTL_SECONDS as LOCK_TTL
+from .conftest import server_env as make_server_env
 from .test_scaleout import Peer, call_api, make_room, start_session
 
 pytestmark = [
@@ -31,31 +33,16 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-LOCK_TTL = 3
 # 300 chunks of 2 characters, 40 ms apart: a 12 s reply.
 SLOW = Behavior(text="".join(f"{i % 10}." for i in range(300)), chunk_chars=2, delay=0.04)
 
 
 @pytest.fixture
-def server_env(upstream, tmp_path: Path) -> dict[str, str]:
+def server_env(upstream) -> dict[str, str]:
     import uuid
 
     prefix = f"{settings.CHANNEL_PREFIX}-faults-{uuid.uuid4().hex[:8]}"
-    return app_env(
-        database_url=postgres_url(connection.settings_dict),
-        redis_url=settings.REDIS_URL,
-        prefix=prefix,
-        secret_key=settings.SECRET_KEY,
-        DB_CONN_MAX_AGE="0",
-        LLM_PROVIDER="openai",
-        OPENAI_API_KEY=upstream.api_key,
-        OPENAI_BASE_URL=upstream.base_url,
-        LLM_MODEL="gpt-4o-mini",
-        LLM_MAX_RETRIES="0",
-        LLM_TIMEOUT_SECONDS="5",
-        LLM_LOCK_TTL_SECONDS=str(LOCK_TTL),
-        HUB_REFRESH_SECONDS="5",
-    )
+    return make_server_env(upstream, prefix, HUB_REFRESH_SECONDS="5")
 
 
 @pytest.fixture
@@ -91,6 +78,19 @@ async def wait_for(predicate: Any, within: float, what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def long_reply_on_a_new_server(
+    upstream: Any, servers: list[ServerProcess], env: dict[str, str], tmp_path: Path
+) -> tuple[ServerProcess, str, dict[str, str], Peer]:
+    """Server "a", a session of alice's, and her socket once she has asked for a slow reply."""
+    upstream.reset(SLOW)
+    a = start(servers, env, tmp_path, "a")
+    room, cookies = await make_room("alice")
+    session = await start_session(a, cookies["alice"], room)
+    peer = await Peer.open(a, f"/ws/llm/{session}/", cookies["alice"])
+    await peer.send(type="chat_message", message="a long answer, please")
+    return a, session, cookies, peer
+
+
 @sync_to_async
 def the_reply() -> AiReply:
     return AiReply.objects.select_related("reply").get()
@@ -99,12 +99,9 @@ def the_reply() -> AiReply:
 async def test_sigkill_mid_reply_leaves_an_interrupted_reply_and_a_free_lock(
     upstream, server_env, servers, tmp_path
 ):
-    upstream.reset(SLOW)
-    a = start(servers, server_env, tmp_path, "a")
-    room, cookies = await make_room("alice")
-    session = await start_session(a, cookies["alice"], room)
-    peer = await Peer.open(a, f"/ws/llm/{session}/", cookies["alice"])
-    await peer.send(type="chat_message", message="a long answer, please")
+    a, session, cookies, peer = await long_reply_on_a_new_server(
+        upstream, servers, server_env, tmp_path
+    )
     seen: list[tuple[float, str]] = []
     text = ""
     while time.monotonic() - (seen[0][0] if seen else time.monotonic()) < 3.5:
@@ -141,12 +138,7 @@ async def test_sigkill_mid_reply_leaves_an_interrupted_reply_and_a_free_lock(
 async def test_sigterm_finishes_or_saves_replies_and_closes_sockets_with_1012(
     upstream, server_env, servers, tmp_path
 ):
-    upstream.reset(SLOW)
-    a = start(servers, server_env, tmp_path, "a")
-    room, cookies = await make_room("alice")
-    session = await start_session(a, cookies["alice"], room)
-    peer = await Peer.open(a, f"/ws/llm/{session}/", cookies["alice"])
-    await peer.send(type="chat_message", message="a long answer, please")
+    a, _, _, peer = await long_reply_on_a_new_server(upstream, servers, server_env, tmp_path)
     await peer.recv_type("ai_stream_delta")
     assert a.proc is not None
     a.proc.send_signal(signal.SIGTERM)
