@@ -173,7 +173,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": (
-                "channels_redis.pubsub.RedisPubSubChannelLayer"
+                "core.layers.RedisPubSubChannelLayer"
                 if REDIS_CHANNEL_LAYER == "pubsub"
                 else "channels_redis.core.RedisChannelLayer"
             ),

@@ -1,10 +1,16 @@
-"""The in-memory channel layer of a single process (no REDIS_URL), made cheap per message."""
+"""The channel layers: channels' in-memory one for a single process (no REDIS_URL), made cheap
+per message, and channels-redis's pub/sub one with pipelined publishing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from channels.layers import InMemoryChannelLayer as _InMemoryChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer as _RedisPubSubChannelLayer
+from channels_redis.pubsub import RedisPubSubLoopLayer, RedisSingleShardConnection
+from channels_redis.utils import _wrap_close
 
 
 class InMemoryChannelLayer(_InMemoryChannelLayer):  # type: ignore[misc]
@@ -28,3 +34,87 @@ class InMemoryChannelLayer(_InMemoryChannelLayer):  # type: ignore[misc]
             return
         self._cleaned_at = now
         super()._clean_expired()
+
+
+class _PipelinedShard(RedisSingleShardConnection):  # type: ignore[misc]
+    """One Redis host of the pub/sub layer, publishing in pipelines.
+
+    channels-redis publishes one message per round trip, under a lock that keeps a process's
+    messages in order: a process could publish only as often as its event loop came back to
+    read Redis's answer, which capped room chat at a few hundred messages per second per
+    process whatever the machine. Here the messages that queue up while one pipeline is in
+    flight go out together in the next one, in the order they were published; each publisher
+    still waits until its message has been handed to Redis, and gets the error if it was not.
+    """
+
+    def __init__(self, host: Any, channel_layer: Any) -> None:
+        super().__init__(host, channel_layer)
+        self._queued: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._queued.append((channel, message, done))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_queued())
+        await done
+
+    async def _send_queued(self) -> None:
+        batch: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                try:
+                    async with self._lock:
+                        self._ensure_redis()
+                        pipe = self._redis.pipeline(transaction=False)
+                        for channel, message, _ in batch:
+                            pipe.publish(channel, message)
+                        await pipe.execute()
+                except Exception as exc:
+                    _settle(batch, exc)
+                else:
+                    _settle(batch, None)
+                batch = []
+        except BaseException as exc:
+            # Cancelled with the loop or by flush(): nobody may wait for ever.
+            _settle(batch + self._queued, exc)
+            self._queued = []
+            raise
+        finally:
+            self._sender = None
+
+
+def _settle(
+    batch: list[tuple[str, bytes, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    for _, _, done in batch:
+        if done.done():  # its publisher was cancelled
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
+class _PipelinedLoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        shards: list[RedisSingleShardConnection] = self._shards  # type: ignore[has-type]
+        self._shards = [_PipelinedShard(shard.host, self) for shard in shards]
+
+
+class RedisPubSubChannelLayer(_RedisPubSubChannelLayer):  # type: ignore[misc]
+    """channels-redis's pub/sub layer (REDIS_CHANNEL_LAYER=pubsub), with pipelined publishing
+    (see _PipelinedShard). Subscriptions, message format and channel names are the stock
+    layer's, so processes running either can share one Redis."""
+
+    def _get_layer(self) -> RedisPubSubLoopLayer:
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = self._layers[loop] = _PipelinedLoopLayer(
+                *self._args, **self._kwargs, channel_layer=self
+            )
+            _wrap_close(self, loop)
+        return layer
