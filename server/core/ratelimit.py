@@ -22,6 +22,7 @@ from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from core.errors import RateLimited
+from core.redis_client import async_redis
 
 
 @cache
@@ -59,7 +60,12 @@ def _async_limiter() -> AsyncMovingWindowRateLimiter:
             url = "async+" + settings.REDIS_URL
             storage = cast(
                 AsyncStorage,
-                storage_from_string(url, key_prefix=_key_prefix(), implementation="redispy"),
+                storage_from_string(
+                    url,
+                    key_prefix=_key_prefix(),
+                    implementation="redispy",
+                    connection_pool=async_redis().connection_pool,
+                ),
             )
         else:
             if _async_memory is None:
