@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar, cast
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connection
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,6 +28,39 @@ def _db_executor() -> ThreadPoolExecutor:
     return _executor
 
 
+# A connection that answered a query this recently, with no error since, is not pinged again
+# before its next use (see _skip_recent_health_check).
+HEALTH_CHECK_AFTER_IDLE_SECONDS = 5.0
+
+
+def _skip_recent_health_check(fn: Callable[P, R]) -> Callable[P, R]:
+    """With CONN_HEALTH_CHECKS, Django pings a persistent connection (SELECT 1) before the
+    first query of every request, and channels treats each database call from async code as a
+    request: a room message paid two extra round trips. A connection that answered within the
+    last few seconds is taken as alive; one idle for longer is still checked, and one that
+    raised a database error is checked and replaced by close_old_connections as before. So a
+    connection that PostgreSQL dropped while it was busy fails its next query once (503) and
+    is then replaced, as it would without the check."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        used_at: float | None = getattr(connection, "used_at", None)
+        now = time.monotonic()
+        if (
+            connection.connection is not None
+            and used_at is not None
+            and now - used_at < HEALTH_CHECK_AFTER_IDLE_SECONDS
+        ):
+            connection.health_check_done = True  # type: ignore[attr-defined]
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if connection.connection is not None and not connection.errors_occurred:
+                connection.used_at = time.monotonic()  # type: ignore[attr-defined]
+
+    return run
+
+
 def db_async(fn: Callable[P, R]) -> Callable[P, Any]:
     """Wrap a sync function touching the database so that async code can await it.
 
@@ -32,8 +68,9 @@ def db_async(fn: Callable[P, R]) -> Callable[P, Any]:
     connection); on SQLite, which has a single writer, it stays on Django's one sync thread.
     See settings.DB_THREAD_SENSITIVE.
     """
+    call = _skip_recent_health_check(fn)
     if settings.DB_THREAD_SENSITIVE:
-        wrapped = database_sync_to_async(fn, thread_sensitive=True)
+        wrapped = database_sync_to_async(call, thread_sensitive=True)
     else:
-        wrapped = database_sync_to_async(fn, thread_sensitive=False, executor=_db_executor())
+        wrapped = database_sync_to_async(call, thread_sensitive=False, executor=_db_executor())
     return cast(Callable[P, Any], wrapped)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
@@ -156,6 +157,15 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             await super().__call__(scope, receive, send)
         finally:
             metrics.socket_closed(route)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # channels runs close_old_connections on its one sync thread before every handler,
+        # a trip to that thread and back for each frame a socket receives. These handlers reach
+        # the database only through core.db.db_async, whose threads do that themselves.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.user = self.scope["user"]
