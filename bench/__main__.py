@@ -88,8 +88,19 @@ def table(results: list[Result]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, under 3 minutes")
-    parser.add_argument(
-        "--profile", action="store_true", help="sample the servers with py-spy while measured"
+    profiling = parser.add_mutually_exclusive_group()
+    profiling.add_argument(
+        "--profile",
+        action="store_const",
+        const="wall",
+        help="sample every running thread of the servers with py-spy while measured",
+    )
+    profiling.add_argument(
+        "--profile-gil",
+        dest="profile",
+        action="store_const",
+        const="gil",
+        help="sample only the thread holding the GIL: where the servers' CPU goes",
     )
     parser.add_argument("scenarios", nargs="*", choices=[*SCENARIOS, []], default=[])
     args = parser.parse_args()

@@ -45,7 +45,7 @@ class Bench:
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
     results: list[Result] = field(default_factory=list)
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(40))
-    profile: bool = False
+    profile: str | None = None  # None, "wall" or "gil"
     _names: int = 0
     _profilers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
@@ -81,7 +81,9 @@ class Bench:
 
     def start_profiles(self, procs: list[ServerProcess], name: str, seconds: float) -> None:
         """With --profile: sample each server process with py-spy for `seconds` (collapsed
-        stacks in results/<run>/profiles/, one line per stack, for flame graphs)."""
+        stacks in results/<run>/profiles/, one line per stack, for flame graphs). "wall" samples
+        every running thread (database threads waiting on a round trip included); "gil" only
+        the thread holding the interpreter lock, which is where a process's CPU goes."""
         if not self.profile:
             return
         out = RESULTS_DIR / self.run_id / "profiles"
@@ -100,6 +102,7 @@ class Bench:
                         "--format",
                         "raw",
                         "--nonblocking",
+                        *(["--gil"] if self.profile == "gil" else []),
                         "--output",
                         str(out / f"{name}-{i}.txt"),
                     ],
