@@ -9,6 +9,8 @@ class LlmConfig(AppConfig):
         from core import lifespan
         from llm import checks  # noqa: F401  (registers the system checks)
         from llm.generation import resume_replies, stop_replies
+        from llm.providers import warm_up
 
+        lifespan.on_startup.append(warm_up)
         lifespan.on_startup.append(resume_replies)
         lifespan.on_shutdown.append(stop_replies)

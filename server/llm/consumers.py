@@ -7,6 +7,7 @@ a reply. It never awaits the model: replies outlive the socket that asked for th
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
@@ -14,9 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from chat.events import chat_message_frames
-from chat.selectors import message_by_client_id
 from chat.services import message_clean
-from core import ratelimit
 from core.db import db_async
 from core.errors import NotFound, RateLimited
 from core.events import apublish, control_event
@@ -29,6 +28,8 @@ from llm.generation import get_generator
 from llm.log import ai_debug
 from ops import metrics
 from ops.logs import set_log_context
+
+logger = logging.getLogger(__name__)
 
 
 class AiSessionConsumer(AppConsumer):
@@ -106,26 +107,18 @@ class AiSessionConsumer(AppConsumer):
         content, client_id = message_clean(
             text=frame_in.get("message"), client_id=frame_in.get("client_id")
         )
-        if client_id is not None:
-            existing = await db_async(message_by_client_id)(
-                sender=self.user,
-                client_id=client_id,
-                room_id=None,
-                session_id=self.session_id,
-            )
-            if existing is not None:
-                self.deliver(encode(chat_message_frames(existing)[1]))
-                return
         try:
-            await ratelimit.ahit("llm", str(self.user_id), settings.LLM_USER_RATE)
+            message, created, event = await db_async(services.ai_message_post)(
+                session_id=self.session_id,
+                sender=self.user,
+                content=content,
+                client_id=client_id,
+                rate=settings.LLM_USER_RATE,
+            )
         except RateLimited as limited:
             metrics.record_refusal("rate_limited")
             self.send_frame(frame(AiError(code=limited.code, retry_after=limited.retry_after)))
             return
-        try:
-            message, created = await db_async(services.ai_message_post)(
-                session_id=self.session_id, sender=self.user, content=content, client_id=client_id
-            )
         except services.SessionInactive:
             self.send_frame(frame(AiError(code=services.SessionInactive.code)))
             self.close_later(CLOSE_SESSION_ENDED)
@@ -133,6 +126,12 @@ class AiSessionConsumer(AppConsumer):
         except NotFound:
             self.close_later(CLOSE_FORBIDDEN)
             return
+        if event is not None:
+            try:
+                await apublish(event)
+            except Exception:
+                # Saved is saved (and its reply queued); members catch up from history.
+                logger.exception("Could not publish message %s", message.pk)
         if created:
             get_generator().kick(self.session_id)
         else:

@@ -49,12 +49,50 @@ AUTH_PAUSE_KEY = "llm:auth-paused"
 AUTH_PAUSE_SECONDS = 60
 
 
-async def auth_paused() -> bool:
-    return await cache.aget(AUTH_PAUSE_KEY) is not None
+PAUSED_DETAIL = (
+    "AI replies are paused: the provider refused the API key. "
+    "They resume within a minute of the key working again."
+)
 
 
 async def pause_for_auth() -> None:
     await cache.aset(AUTH_PAUSE_KEY, 1, timeout=AUTH_PAUSE_SECONDS)
+
+
+@dataclass
+class ReplyStart:
+    """A claimed reply whose budget is reserved: it may call the provider."""
+
+    claim: services.ClaimedReply
+    reservation: budgets.Reservation
+
+
+@dataclass
+class ReplyRefused:
+    """A claimed reply that may not call the provider, and why (`ai_error`'s code)."""
+
+    claim: services.ClaimedReply
+    code: str
+    detail: str
+    resets_at: str | None = None
+
+
+def reply_start_next(*, session_id: UUID) -> ReplyStart | ReplyRefused | None:
+    """Claim the session's next pending reply, check that replies are not paused and reserve
+    its budget: one trip to a database thread (it was three, one of them to the sync thread,
+    and each waits for the event loop twice, which made a reply's start-up slow under load).
+    None when nothing is pending."""
+    claim = services.reply_claim_next(session_id=session_id)
+    if claim is None:
+        return None
+    if cache.get(AUTH_PAUSE_KEY) is not None:
+        return ReplyRefused(claim, "upstream_auth", PAUSED_DETAIL)
+    try:
+        reservation = budgets.budget_reserve(user_id=claim.user_id, request=claim.request)
+    except budgets.BudgetExceeded as exceeded:
+        resets_at = exceeded.resets_at.isoformat()
+        return ReplyRefused(claim, exceeded.code, exceeded.message, resets_at)
+    return ReplyStart(claim, reservation)
 
 
 @dataclass(eq=False)
@@ -141,10 +179,10 @@ class Generator:
             while True:
                 async with streams.session_lock(session_id):
                     while not self.stopping:
-                        claim = await db_async(services.reply_claim_next)(session_id=session_id)
-                        if claim is None:
+                        start = await db_async(reply_start_next)(session_id=session_id)
+                        if start is None:
                             break
-                        await self._generate(claim)
+                        await self._generate(start)
                 if self.stopping or not self.draining.get(session_id):
                     break
                 self.draining[session_id] = False
@@ -172,24 +210,11 @@ class Generator:
             called_provider=False,
         )
 
-    async def _generate(self, claim: services.ClaimedReply) -> None:
-        if await auth_paused():
-            await self._refuse(
-                claim,
-                "upstream_auth",
-                "AI replies are paused: the provider refused the API key. "
-                "They resume within a minute of the key working again.",
-            )
+    async def _generate(self, start: ReplyStart | ReplyRefused) -> None:
+        if isinstance(start, ReplyRefused):
+            await self._refuse(start.claim, start.code, start.detail, resets_at=start.resets_at)
             return
-        try:
-            reservation = await db_async(budgets.budget_reserve)(
-                user_id=claim.user_id, request=claim.request
-            )
-        except budgets.BudgetExceeded as exceeded:
-            await self._refuse(
-                claim, exceeded.code, exceeded.message, resets_at=exceeded.resets_at.isoformat()
-            )
-            return
+        claim, reservation = start.claim, start.reservation
         run = ReplyRun(claim=claim, started=timezone.now().isoformat())
         hub = get_hub()
         await hub.join(run.group, run)

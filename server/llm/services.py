@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
+from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from accounts.services import assistant_user
 from chat.events import chat_message_frames
 from chat.models import Message
 from chat.selectors import access_room, message_by_client_id, room_is_member
+from core import ratelimit
 from core.errors import AiNotConfigured, AppError, Forbidden, NotFound
 from core.events import control_event, frame_event, publish_on_commit
 from core.groups import session_group
@@ -80,11 +82,30 @@ def session_deactivate(*, session_id: UUID, actor: User) -> AiChatSession:
 
 
 def ai_message_post(
-    *, session_id: UUID, sender: User, content: str, client_id: str | None
-) -> tuple[Message, bool]:
-    """Save a member's message in an AI session, queue the assistant's reply to it, and
-    broadcast the message after commit. A retry with a known `client_id` returns the stored
-    message and queues nothing (one message, one provider call)."""
+    *,
+    session_id: UUID,
+    sender: User,
+    content: str,
+    client_id: str | None,
+    rate: str | None = None,
+) -> tuple[Message, bool, dict[str, Any] | None]:
+    """Save a member's message in an AI session and queue the assistant's reply to it.
+
+    Returns the message, whether it is new, and (if new) its broadcast, for the caller to
+    publish: this commits before returning, and the socket publishes from its event loop
+    rather than holding a database thread until the loop gets round to it. A retry with a
+    known `client_id` returns the stored message without counting against `rate` and queues
+    nothing (one message, one provider call); a new message is counted against the sender's
+    `rate` first (RateLimited when over it: nothing saved).
+    """
+    if client_id is not None:
+        existing = message_by_client_id(
+            sender=sender, client_id=client_id, room_id=None, session_id=session_id
+        )
+        if existing is not None:
+            return existing, False, None
+    if rate is not None:
+        ratelimit.hit("llm", str(sender.pk), rate)
     try:
         with transaction.atomic():
             # Locking the session row makes messages of one session commit in id order, so
@@ -105,8 +126,8 @@ def ai_message_post(
             AiReply.objects.create(session=session, trigger=message, requested_by=sender)
             transaction.on_commit(partial(metrics.record_message, "ai_session"))
             others, mine = chat_message_frames(message)
-            publish_on_commit(
-                frame_event(session_group(session.pk), others, sender_id=sender.pk, self_frame=mine)
+            event = frame_event(
+                session_group(session.pk), others, sender_id=sender.pk, self_frame=mine
             )
     except IntegrityError:
         existing = (
@@ -118,9 +139,9 @@ def ai_message_post(
         )
         if existing is None:
             raise
-        return existing, False
+        return existing, False, None
     ai_debug("message %s saved in session %s; reply queued", message.pk, session_id)
-    return message, True
+    return message, True, event
 
 
 @dataclass(frozen=True)

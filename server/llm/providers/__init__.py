@@ -15,6 +15,7 @@ from django.conf import settings
 from llm.providers.base import Provider
 from llm.providers.echo import EchoProvider
 from llm.providers.openai import OpenAIProvider
+from llm.providers.openai import warm_up as openai_warm_up
 
 PROVIDERS: dict[str, type[Provider]] = {"echo": EchoProvider, "openai": OpenAIProvider}
 
@@ -43,3 +44,9 @@ def _instance(name: str) -> Provider:
 def get_provider() -> Provider | None:
     name = provider_name()
     return _instance(name) if name else None
+
+
+async def warm_up() -> None:
+    """Start-up hook: prepare the configured provider's client before the first reply."""
+    if provider_name() == "openai":
+        await openai_warm_up()

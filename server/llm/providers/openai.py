@@ -40,6 +40,13 @@ def _client() -> openai.AsyncOpenAI:
     return client
 
 
+async def warm_up() -> None:
+    """Make this loop's client and load the SDK's chat modules, which it imports on first use:
+    without this the first reply after a start waited ~140 ms longer (the client's TLS context
+    and the lazily imported resources), and the replies queued behind it with it."""
+    _client().chat.completions  # noqa: B018 - the attribute access is the import
+
+
 def map_error(exc: BaseException) -> ProviderError:
     """An SDK (or transport) failure as one of the project's error codes."""
     status = getattr(exc, "status_code", None)

@@ -117,6 +117,24 @@ async def test_llm_check_not_configured(settings):
     assert "OPENAI_API_KEY" in text
 
 
+async def test_start_up_prepares_the_openai_client_and_nothing_for_echo(settings):
+    import asyncio
+
+    from llm import providers
+    from llm.providers import openai as openai_provider
+
+    loop = asyncio.get_running_loop()
+    settings.LLM_PROVIDER = "echo"
+    reset_clients()
+    await providers.warm_up()
+    assert loop not in openai_provider._clients
+    settings.LLM_PROVIDER = "openai"
+    settings.OPENAI_API_KEY = "sk-test-0123456789abcdefghijklmnop"
+    await providers.warm_up()
+    assert loop in openai_provider._clients
+    reset_clients()
+
+
 async def test_a_refused_key_pauses_replies_server_wide(
     client_for, ws, upstream, room, alice, bob, settings
 ):
