@@ -179,6 +179,7 @@ class Bench:
                     ws=ws,
                     args=list(args),
                     log_path=self.logs / f"{name}-{i}.log",
+                    lifespan=True,
                 )
                 procs.append(proc.start())
             yield procs

@@ -30,8 +30,6 @@ UVICORN_FLAGS = [
     "65536",
     "--ws-per-message-deflate",
     "false",
-    "--lifespan",
-    "off",
     "--no-access-log",
 ]
 
@@ -96,6 +94,9 @@ class ServerProcess:
     kind: str = "uvicorn"  # "daphne", or "module": `python -m <app> <port>`
     ws: str | None = None  # uvicorn's --ws implementation; None: its default
     args: list[str] = field(default_factory=list)  # more server options
+    # The app's start-up and shutdown hooks (`make serve` runs them): off for a server a test
+    # controls step by step, on for one that should behave as in production.
+    lifespan: bool = False
     port: int = field(default_factory=free_port)
     cwd: Path = SERVER_DIR
     log_path: Path | None = None
@@ -132,6 +133,7 @@ class ServerProcess:
             ]
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), *UVICORN_FLAGS]
+        cmd += ["--lifespan", "on" if self.lifespan else "off"]
         if self.ws:
             cmd += ["--ws", self.ws]
         return cmd + self.args

@@ -7,6 +7,7 @@ when a worker starts and after it has closed its sockets (with 1012) on SIGTERM.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +28,15 @@ async def _run(hooks: list[Hook], phase: str) -> None:
             logger.exception("%s hook %s failed", phase, getattr(hook, "__qualname__", hook))
 
 
+def _freeze_startup_objects() -> None:
+    """Take what start-up made (modules, classes, settings, URL patterns: ~130,000 objects)
+    out of the garbage collector's view: they live as long as the process, and every full
+    collection scanned them, ~75 ms on the benchmark machine during which no socket is
+    served."""
+    gc.collect()
+    gc.freeze()
+
+
 async def app(
     scope: dict[str, Any],
     receive: Callable[[], Awaitable[dict[str, Any]]],
@@ -36,6 +46,7 @@ async def app(
         message = await receive()
         if message["type"] == "lifespan.startup":
             await _run(on_startup, "Start-up")
+            _freeze_startup_objects()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await _run(on_shutdown, "Shutdown")

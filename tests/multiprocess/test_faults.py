@@ -19,11 +19,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from bench.servers import ServerProcess, free_port, postgres_url
+from bench.servers import ServerProcess, free_port
 from llm.models import AiReply
 from llm.tests.upstream import Behavior
 
 from .conftest import LOCK_TTL_SECONDS as LOCK_TTL
+from .conftest import end_server_connections, server_database_url
 from .conftest import server_env as make_server_env
 from .test_scaleout import Peer, call_api, make_room, start_session
 
@@ -51,19 +52,14 @@ def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
     yield started
     for proc in started:
         proc.stop()
-
-
-class LifespanServer(ServerProcess):
-    """A server process with the lifespan hooks on (start-up recovery, graceful shutdown)."""
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--lifespan", "on"]
+    end_server_connections()
 
 
 def start(
     servers: list[ServerProcess], env: dict[str, str], tmp_path: Path, name: str
 ) -> ServerProcess:
-    proc = LifespanServer(env=env, log_path=tmp_path / f"{name}.log").start()
+    # With the lifespan hooks (start-up recovery, graceful shutdown), as `make serve`.
+    proc = ServerProcess(env=env, log_path=tmp_path / f"{name}.log", lifespan=True).start()
     servers.append(proc)
     return proc
 
@@ -300,7 +296,7 @@ async def test_database_outage_answers_503_and_error_frames_then_recovers(
     dsn = dict(connection.settings_dict)
     dsn.update({"HOST": "127.0.0.1", "PORT": db_proxy.port})
     # Started from a thread: the proxy serves the process's start-up queries on this loop.
-    env = {**server_env, "DATABASE_URL": postgres_url(dsn)}
+    env = {**server_env, "DATABASE_URL": server_database_url(dsn)}
     a = await asyncio.to_thread(start, servers, env, tmp_path, "a")
     path = f"/ws/chat/{room}/"
     alice = await Peer.open(a, path, cookies["alice"])
