@@ -28,6 +28,11 @@ ROOMS = 40
 PER_ROOM = 5
 
 
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def _census() -> collections.Counter[str]:
     gc.collect()
     return collections.Counter(type(o).__qualname__ for o in gc.get_objects())
@@ -75,7 +80,7 @@ async def _run(rounds: int, cycles: int, port: int, targets: list[tuple[str, str
         )
         traced = sum(s.size_diff for s in snap_after.compare_to(snap_before, "filename"))
         print(
-            f"round {n} ({cycles} cycles): live objects {after.total():,} "
+            f"round {n} ({cycles} cycles): RSS {_rss_kib():,} KiB, live objects {after.total():,} "
             f"({after.total() - before.total():+,}), traced memory {traced / 1024:+,.1f} KiB; "
             f"by type: {changed[:8]}",
             flush=True,
