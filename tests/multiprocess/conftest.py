@@ -26,6 +26,8 @@ from llm.tests.upstream import Behavior, FakeUpstream  # noqa: E402
 
 # Short enough to keep the dead-holder test fast, long enough for a renewal every second.
 LOCK_TTL_SECONDS = 3
+# The servers' database sessions carry this name, so the run can wait for them to end.
+SERVER_APP_NAME = "chat-test-server"
 CHAT_RATE = 4
 LLM_RATE = 3
 
@@ -104,6 +106,11 @@ class Cluster:
             proc.stop()
 
 
+def server_database_url(settings_dict: Any) -> str:
+    """The test database's URL for a server process, its sessions named SERVER_APP_NAME."""
+    return f"{postgres_url(settings_dict)}?application_name={SERVER_APP_NAME}"
+
+
 def server_env(upstream: FakeUpstream, prefix: str, **extra: str) -> dict[str, str]:
     """The environment of a test server process: the test database and Redis, `upstream` as
     the provider, short lock and time-outs, and a Redis key prefix of its own."""
@@ -111,7 +118,7 @@ def server_env(upstream: FakeUpstream, prefix: str, **extra: str) -> dict[str, s
     from django.db import connection
 
     return app_env(
-        database_url=postgres_url(connection.settings_dict),
+        database_url=server_database_url(connection.settings_dict),
         redis_url=settings.REDIS_URL,
         prefix=prefix,
         secret_key=settings.SECRET_KEY,
@@ -153,7 +160,26 @@ def cluster(
         yield group
     finally:
         group.stop()
+        end_server_connections()
         _forget_redis_keys(settings.REDIS_URL, prefix)
+
+
+def end_server_connections(within: float = 5.0) -> None:
+    """Wait for the stopped (or killed) servers' database sessions to go, so that the test
+    database can be dropped at the end of the run; end any still there after `within` s.
+    (Over a connection of its own: module-scoped fixtures may not use Django's.)"""
+    import psycopg
+    from django.db import connection
+
+    query = "FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s"
+    deadline = time.monotonic() + within
+    with psycopg.connect(postgres_url(connection.settings_dict), autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(f"SELECT count(*) {query}", [SERVER_APP_NAME]).fetchone()
+            if row is None or row[0] == 0:
+                return
+            time.sleep(0.1)
+        conn.execute(f"SELECT pg_terminate_backend(pid) {query}", [SERVER_APP_NAME])
 
 
 def _forget_redis_keys(url: str, prefix: str) -> None:
