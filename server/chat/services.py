@@ -212,16 +212,35 @@ def _message_save(
     return message, True, event
 
 
+def _fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """Run one statement of the room-chat write path and return its first row.
+
+    On PostgreSQL through a psycopg cursor that sends the parameters apart from the SQL:
+    Django's cursors quote each value into the SQL text in Python, a visible share of the
+    write path's CPU (room chat measured ~10 % more messages per second without it). Django
+    leaves psycopg's prepared statements off, for connection poolers; OPTIONS'
+    prepare_threshold turns them on for these statements too. Errors are Django's, as from its
+    own cursors.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            return row
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
 def _client_id_is_known(*, sender: User, client_id: str) -> bool:
     """Whether the sender already stored a message with this id: the check every new message
     pays (clients send one with each), so a plain indexed query, not the ORM's."""
     table = connection.ops.quote_name(Message._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {table} WHERE sender_id = %s AND client_id = %s",  # noqa: S608
-            [sender.pk, client_id],
-        )
-        return cursor.fetchone() is not None
+    sql = f"SELECT 1 FROM {table} WHERE sender_id = %s AND client_id = %s"  # noqa: S608
+    return _fetch_one(sql, [sender.pk, client_id]) is not None
 
 
 def _message_insert_if_member(
@@ -249,9 +268,7 @@ def _message_insert_if_member(
     )
     params = [room_value, sender.pk, content, created, client_id]
     params += [room_value, sender.pk, room_value, sender.pk]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    row = _fetch_one(sql, params)
     if row is None:
         return None
     message = Message(
