@@ -37,7 +37,7 @@ class Config:
     kind: str = "uvicorn"
     ws: str | None = None
     redis: bool = False
-    layer: str = "lists"  # REDIS_CHANNEL_LAYER
+    layer: str = "pubsub"  # REDIS_CHANNEL_LAYER (the settings' default)
     baseline: str | None = None  # "channels" or "websockets"
     args: tuple[str, ...] = ()
 
@@ -53,11 +53,11 @@ def configs(quick: bool) -> list[Config]:
         out += [
             Config("app, 1 process, daphne", "app", kind="daphne"),
             Config(
-                "app, 2 processes, Redis pub/sub layer",
+                "app, 2 processes, list-based Redis layer",
                 "app",
                 processes=2,
                 redis=True,
-                layer="pubsub",
+                layer="lists",
             ),
             Config("app, 1 process, --ws websockets-sansio", "app", ws="websockets-sansio"),
             Config("app, 1 process, --ws wsproto", "app", ws="wsproto"),
