@@ -22,6 +22,7 @@ import secrets
 import tracemalloc
 
 from bench import client, seed
+from bench.scenarios.idle import churn
 from bench.servers import app_env, free_port
 
 ROOMS = 40
@@ -36,17 +37,6 @@ def _rss_kib() -> int:
 def _census() -> collections.Counter[str]:
     gc.collect()
     return collections.Counter(type(o).__qualname__ for o in gc.get_objects())
-
-
-async def _churn(targets: list[tuple[str, str | None]], cycles: int) -> None:
-    gate = asyncio.Semaphore(20)
-
-    async def one(i: int) -> None:
-        async with gate:
-            conn = await client.open_socket(*targets[i % len(targets)])
-            await conn.close()
-
-    await asyncio.gather(*(one(i) for i in range(cycles)))
 
 
 async def _run(rounds: int, cycles: int, port: int, targets: list[tuple[str, str | None]]) -> None:
@@ -66,12 +56,12 @@ async def _run(rounds: int, cycles: int, port: int, targets: list[tuple[str, str
     )
     serving = asyncio.create_task(server.serve())
     await client.wait_until(lambda: server.started, 30)
-    await _churn(targets, 300)  # warm-up: code and caches loaded on first use
+    await churn(targets, 300)  # warm-up: code and caches loaded on first use
     await asyncio.sleep(2)
     tracemalloc.start(8)
     before, snap_before = _census(), tracemalloc.take_snapshot()
     for n in range(1, rounds + 1):
-        await _churn(targets, cycles)
+        await churn(targets, cycles)
         await asyncio.sleep(2)
         after, snap_after = _census(), tracemalloc.take_snapshot()
         changed = sorted(

@@ -27,7 +27,7 @@ async def _settle(seconds: float = 2.0) -> None:
     await asyncio.sleep(seconds)
 
 
-async def _churn(targets: list[tuple[str, str | None]], cycles: int) -> None:
+async def churn(targets: list[tuple[str, str | None]], cycles: int) -> None:
     """Connect and disconnect `cycles` times, 20 at a time."""
     gate = asyncio.Semaphore(20)
 
@@ -52,7 +52,7 @@ async def run(bench: Bench) -> None:
         ]
         # Extra sockets of the first members of the rooms, for the churn.
         spare = targets[:: PER_ROOM * 2]
-        await _churn(spare, 300)
+        await churn(spare, 300)
         await _settle()
         rss_empty = server.rss_bytes()
         conns = await client.open_many(targets, concurrency=50)
@@ -77,7 +77,7 @@ async def run(bench: Bench) -> None:
         rounds = 3 if bench.quick else 5
         previous = rss_full
         for n in range(1, rounds + 1):
-            await _churn(spare, cycles)
+            await churn(spare, cycles)
             await _settle()
             rss = server.rss_bytes()
             growth = (rss - previous) / 1024

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from channels_redis.pubsub import RedisPubSubChannelLayer as StockLayer
@@ -24,21 +26,25 @@ async def _listener(layer, group: str) -> str:  # type: ignore[no-untyped-def]
     return channel
 
 
-async def test_concurrent_publishes_all_arrive_in_the_order_they_were_sent(settings):
+@pytest.fixture
+async def pair(settings) -> AsyncIterator[tuple[RedisPubSubChannelLayer, Any, str]]:
+    """A publishing layer, and a receiving one (a second process) listening to "room"."""
     prefix = f"layers-{uuid.uuid4().hex[:8]}"
     publisher = _layer(RedisPubSubChannelLayer, settings, prefix)
     receiver = _layer(RedisPubSubChannelLayer, settings, prefix)
     try:
-        channel = await _listener(receiver, "room")
-        # Many at once, so that most of them queue behind a pipeline in flight.
-        await asyncio.gather(
-            *(publisher.group_send("room", {"type": "m", "n": n}) for n in range(500))
-        )
-        got = [(await asyncio.wait_for(receiver.receive(channel), 5))["n"] for _ in range(500)]
-        assert got == list(range(500))
+        yield publisher, receiver, await _listener(receiver, "room")
     finally:
         await publisher.flush()
         await receiver.flush()
+
+
+async def test_concurrent_publishes_all_arrive_in_the_order_they_were_sent(pair):
+    publisher, receiver, channel = pair
+    # Many at once, so that most of them queue behind a pipeline in flight.
+    await asyncio.gather(*(publisher.group_send("room", {"type": "m", "n": n}) for n in range(500)))
+    got = [(await asyncio.wait_for(receiver.receive(channel), 5))["n"] for _ in range(500)]
+    assert got == list(range(500))
 
 
 async def test_processes_on_the_stock_layer_hear_it_and_are_heard(settings):
@@ -74,24 +80,16 @@ async def test_every_publisher_gets_the_error_when_redis_is_unreachable():
     await layer.flush()
 
 
-async def test_a_cancelled_publisher_does_not_break_the_others(settings):
-    prefix = f"layers-{uuid.uuid4().hex[:8]}"
-    publisher = _layer(RedisPubSubChannelLayer, settings, prefix)
-    receiver = _layer(RedisPubSubChannelLayer, settings, prefix)
-    try:
-        channel = await _listener(receiver, "room")
-        tasks = [
-            asyncio.create_task(publisher.group_send("room", {"type": "m", "n": n}))
-            for n in range(50)
-        ]
-        tasks[10].cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert [type(r).__name__ for r in results].count("CancelledError") == 1
-        got = []
-        while len(got) < 49:
-            got.append((await asyncio.wait_for(receiver.receive(channel), 5))["n"])
-        assert got == sorted(got)
-        assert set(range(50)) - set(got) <= {10}
-    finally:
-        await publisher.flush()
-        await receiver.flush()
+async def test_a_cancelled_publisher_does_not_break_the_others(pair):
+    publisher, receiver, channel = pair
+    tasks = [
+        asyncio.create_task(publisher.group_send("room", {"type": "m", "n": n})) for n in range(50)
+    ]
+    tasks[10].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [type(r).__name__ for r in results].count("CancelledError") == 1
+    got = []
+    while len(got) < 49:
+        got.append((await asyncio.wait_for(receiver.receive(channel), 5))["n"])
+    assert got == sorted(got)
+    assert set(range(50)) - set(got) <= {10}
