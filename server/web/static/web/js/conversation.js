@@ -37,6 +37,11 @@ export function finishNote(reason) {
 const NEAR_BOTTOM_PX = 96;
 const CATCH_UP_PAGE = 200;
 const CATCH_UP_MAX_PAGES = 100;
+// The server allots a message's id before it commits it, so a message committed a moment
+// after a later one can carry the lower id, and a client that reconnected in between would
+// never fetch it by asking for what came after the last id it shows. Catching up from this
+// many messages back covers that race; upsert shows each message once.
+const CATCH_UP_OVERLAP = 20;
 // Codes that mean "this message was refused and not stored" (SPEC 4.1, 7.3).
 export const REFUSED_SEND_CODES = new Set([
   "rate_limited",
@@ -230,9 +235,9 @@ export class Conversation {
     }
   }
 
-  // After a reconnect: everything stored after the last message shown, page by page.
+  // After a reconnect: everything stored after the last messages shown, page by page.
   async catchUp() {
-    let after = this.lastId;
+    let after = this.ids.length ? this.ids[Math.max(0, this.ids.length - 1 - CATCH_UP_OVERLAP)] : 0;
     for (let page = 0; page < CATCH_UP_MAX_PAGES; page += 1) {
       const data = await api(this.historyPath, { query: { after, limit: CATCH_UP_PAGE } });
       for (const msg of data.messages) this.upsert(msg);
