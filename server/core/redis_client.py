@@ -11,7 +11,7 @@ from django.conf import settings
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 # Connections per process. A command takes a connection for one round trip, so a few dozen
-# serve thousands of sockets; an unbounded pool opened one per concurrent command (900 under
+# serve thousands of sockets; an unbounded pool opens one per concurrent command (900 under
 # the throughput benchmark), and opening one costs more CPU than the command it carries.
 MAX_CONNECTIONS = 32
 # How long a command waits for a free connection before failing with ConnectionError.
@@ -19,8 +19,7 @@ POOL_TIMEOUT_SECONDS = 10
 
 
 def async_redis() -> Any:
-    """A redis.asyncio client for REDIS_URL, shared by everything on this loop (the rate
-    limiter included, see core.ratelimit)."""
+    """A redis.asyncio client for REDIS_URL, shared by everything on this loop."""
     import redis.asyncio
 
     loop = asyncio.get_running_loop()

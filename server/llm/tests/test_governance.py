@@ -365,7 +365,7 @@ async def test_two_sockets_share_one_limit_in_redis(client_for, ws, room, alice,
     # A fresh limiter (as in another server process) sees the same count.
     from core import ratelimit
 
-    ratelimit._async_limiters.clear()
+    ratelimit._limiter.cache_clear()
     await b.send_json_to({"type": "chat_message", "message": "4"})
     assert (await b.recv_type("ai_error"))["code"] == "rate_limited"
 
