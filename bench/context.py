@@ -62,7 +62,15 @@ class Bench:
         unit: str = "",
         target: str = "",
         ok: bool | None = None,
+        *,
+        at_most: float | None = None,
+        at_least: float | None = None,
     ) -> Result:
+        """Record a figure; `at_most` / `at_least` make it a target (written and checked)."""
+        if at_most is not None:
+            target, ok = f"<= {at_most:,.0f} {unit}".rstrip(), value <= at_most
+        if at_least is not None:
+            target, ok = f">= {at_least:,.0f} {unit}".rstrip(), value >= at_least
         result = Result(scenario, config, metric, value, unit, target, ok)
         self.results.append(result)
         print(f"  {config:<44} {metric:<30} {_fmt(value)} {unit}", flush=True)
@@ -186,6 +194,19 @@ class Bench:
         finally:
             for proc in procs:
                 proc.stop()
+
+    @contextlib.contextmanager
+    def app_or_baseline(
+        self, scenario: str, baseline: str | None, name: str, count: int = 1, **servers: Any
+    ) -> Iterator[list[ServerProcess]]:
+        """The peer `baseline` (one process, see `baseline`) or, when None, `count` processes
+        of the app (see `servers`); logs named after the scenario."""
+        if baseline is not None:
+            with self.baseline(baseline, f"{scenario}-{baseline}") as proc:
+                yield [proc]
+        else:
+            with self.servers(count, name=f"{scenario}-{name}", **servers) as procs:
+                yield procs
 
     @contextlib.contextmanager
     def baseline(self, which: str, name: str) -> Iterator[ServerProcess]:

@@ -7,14 +7,11 @@ process, so one clock); loss is what had not arrived 5 s after the last send.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench import client, seed
 from bench.context import Bench
-from bench.servers import ServerProcess
 
 MEMBERS = 500
 RATES = (10, 20)
@@ -70,32 +67,23 @@ def configs(quick: bool) -> list[Config]:
     return out
 
 
-@contextlib.contextmanager
-def _serve(bench: Bench, cfg: Config) -> Iterator[list[ServerProcess]]:
-    """Start the servers of `cfg`; yields the base ws:// URL of each."""
-    if cfg.baseline is not None:
-        with bench.baseline(cfg.baseline, f"fanout-{cfg.baseline}") as proc:
-            yield [proc]
-        return
-    with bench.servers(
-        cfg.processes,
-        redis=cfg.redis,
-        name=f"fanout-{cfg.kind}-{cfg.ws or 'default'}-{cfg.processes}-{cfg.layer}",
-        kind=cfg.kind,
-        ws=cfg.ws,
-        args=cfg.args,
-        REDIS_CHANNEL_LAYER=cfg.layer,
-    ) as procs:
-        yield procs
-
-
 async def _measure(bench: Bench, cfg: Config, duration: float) -> None:
     if cfg.protocol == "app":
         room = (await asyncio.to_thread(seed.make_rooms, bench.prefix(), 1, MEMBERS))[0]
         targets_of = [(f"/ws/chat/{room.room_id}/", m.cookie) for m in room.members]
     else:
         targets_of = [("/ws/chat/bench/", None)] * MEMBERS
-    with _serve(bench, cfg) as procs:
+    with bench.app_or_baseline(
+        "fanout",
+        cfg.baseline,
+        f"{cfg.kind}-{cfg.ws or 'default'}-{cfg.processes}-{cfg.layer}",
+        cfg.processes,
+        redis=cfg.redis,
+        kind=cfg.kind,
+        ws=cfg.ws,
+        args=cfg.args,
+        REDIS_CHANNEL_LAYER=cfg.layer,
+    ) as procs:
         urls = [p.ws_url for p in procs]
         targets = [
             (urls[i % len(urls)] + path, cookie) for i, (path, cookie) in enumerate(targets_of)
@@ -143,15 +131,7 @@ async def _measure(bench: Bench, cfg: Config, duration: float) -> None:
                     client.percentile(phase.latencies_ms, 50),
                     "ms",
                 )
-                bench.add(
-                    "fanout",
-                    cfg.name,
-                    f"{label} p99",
-                    p99,
-                    "ms",
-                    target=f"<= {target:.0f} ms" if target else "",
-                    ok=(p99 <= target) if target else None,
-                )
+                bench.add("fanout", cfg.name, f"{label} p99", p99, "ms", at_most=target)
                 bench.add(
                     "fanout",
                     cfg.name,

@@ -68,8 +68,7 @@ async def run(bench: Bench) -> None:
             "memory per socket",
             per_socket,
             "KiB",
-            target=f"<= {KIB_PER_SOCKET_TARGET:.0f} KiB",
-            ok=per_socket <= KIB_PER_SOCKET_TARGET,
+            at_most=KIB_PER_SOCKET_TARGET,
         )
         # Rounds of churn: the allocator's high-water mark settles over the first rounds, so
         # the target is on the last one (a leak would grow every round alike).
@@ -89,7 +88,6 @@ async def run(bench: Bench) -> None:
                 f"RSS growth, round {n} of {cycles} cycles",
                 growth,
                 "KiB",
-                target=f"<= {CHURN_GROWTH_TARGET_KIB:.0f} KiB" if last else "",
-                ok=(growth <= CHURN_GROWTH_TARGET_KIB) if last else None,
+                at_most=CHURN_GROWTH_TARGET_KIB if last else None,
             )
         await client.close_all(conns)

@@ -13,12 +13,10 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bench import client, seed
 from bench.context import Bench
-from bench.servers import ServerProcess
 
 ROOMS = 200
 PER_ROOM = 5
@@ -57,25 +55,18 @@ def configs(quick: bool) -> list[Config]:
     return out
 
 
-@contextlib.contextmanager
-def _serve(bench: Bench, cfg: Config) -> Iterator[list[ServerProcess]]:
-    if cfg.baseline is not None:
-        with bench.baseline(cfg.baseline, f"throughput-{cfg.baseline}") as proc:
-            yield [proc]
-        return
-    # On Redis, as in production (the layer, and the rate limits every message is counted in).
-    with bench.servers(
-        cfg.processes,
-        redis=True,
-        name=f"throughput-{cfg.kind}-{cfg.processes}",
-        kind=cfg.kind,
-    ) as procs:
-        yield procs
-
-
 async def _measure(bench: Bench, cfg: Config, duration: float) -> None:
     rooms = await asyncio.to_thread(seed.make_rooms, bench.prefix(), ROOMS, PER_ROOM)
-    with _serve(bench, cfg) as procs:
+    # The app on Redis, as in production (the layer, and the rate limits every message is
+    # counted in).
+    with bench.app_or_baseline(
+        "throughput",
+        cfg.baseline,
+        f"{cfg.kind}-{cfg.processes}",
+        cfg.processes,
+        redis=True,
+        kind=cfg.kind,
+    ) as procs:
         urls = [p.ws_url for p in procs]
         targets: list[tuple[str, str | None]] = []
         for r, room in enumerate(rooms):
@@ -154,8 +145,7 @@ async def _measure(bench: Bench, cfg: Config, duration: float) -> None:
             "accepted/s",
             accepted,
             "msg/s",
-            target=f">= {target:,.0f}" if app else "",
-            ok=(accepted >= target) if app else None,
+            at_least=target if app else None,
         )
         if app:
             bench.add(
