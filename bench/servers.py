@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import quote
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -83,6 +83,19 @@ def app_env(
     )
     env.update(extra)
     return env
+
+
+def provider_env(upstream: Any, **extra: str) -> dict[str, str]:
+    """Settings that point a server at a local OpenAI-compatible `upstream` (anything with
+    `api_key` and `base_url`), without retries."""
+    return {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_API_KEY": upstream.api_key,
+        "OPENAI_BASE_URL": upstream.base_url,
+        "LLM_MODEL": "gpt-4o-mini",
+        "LLM_MAX_RETRIES": "0",
+        **extra,
+    }
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import Any
 
 from bench import client, seed
 from bench.context import Bench
-from bench.servers import ServerProcess
+from bench.servers import ServerProcess, provider_env
 
 ROOMS = 40
 PER_ROOM = 5
@@ -158,11 +158,7 @@ async def run(bench: Bench, seconds: float) -> bool:
             2,
             redis=True,
             name="soak",
-            LLM_PROVIDER="openai",
-            OPENAI_API_KEY=up.api_key,
-            OPENAI_BASE_URL=up.base_url,
-            LLM_MODEL="gpt-4o-mini",
-            LLM_MAX_RETRIES="0",
+            **provider_env(up),
         ) as procs,
     ):
         members = [

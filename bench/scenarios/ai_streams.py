@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from bench import client, seed
 from bench.context import Bench
-from bench.servers import REPO_DIR
+from bench.servers import REPO_DIR, provider_env
 
 # BENCH_AI_LEVELS=200 runs one level only (when profiling, say).
 LEVELS = tuple(int(n) for n in os.environ.get("BENCH_AI_LEVELS", "1,50,200").split(","))
@@ -68,12 +68,7 @@ async def _level(bench: Bench, sessions: int, tokens: int, layer: str = "pubsub"
             1,
             redis=True,
             name=f"ai-streams-{sessions}",
-            LLM_PROVIDER="openai",
-            OPENAI_API_KEY=up.api_key,
-            OPENAI_BASE_URL=up.base_url,
-            LLM_MODEL="gpt-4o-mini",
-            LLM_MAX_RETRIES="0",
-            LLM_TIMEOUT_SECONDS="30",
+            **provider_env(up, LLM_TIMEOUT_SECONDS="30"),
             REDIS_CHANNEL_LAYER=layer,
         ) as procs,
     ):

@@ -21,7 +21,7 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 if str(REPO_DIR) not in sys.path:  # the server helper lives in bench/
     sys.path.insert(0, str(REPO_DIR))
 
-from bench.servers import ServerProcess, app_env, postgres_url  # noqa: E402
+from bench.servers import ServerProcess, app_env, postgres_url, provider_env  # noqa: E402
 from llm.tests.upstream import Behavior, FakeUpstream  # noqa: E402
 
 # Short enough to keep the dead-holder test fast, long enough for a renewal every second.
@@ -123,12 +123,7 @@ def server_env(upstream: FakeUpstream, prefix: str, **extra: str) -> dict[str, s
         prefix=prefix,
         secret_key=settings.SECRET_KEY,
         DB_CONN_MAX_AGE="0",
-        LLM_PROVIDER="openai",
-        OPENAI_API_KEY=upstream.api_key,
-        OPENAI_BASE_URL=upstream.base_url,
-        LLM_MODEL="gpt-4o-mini",
-        LLM_MAX_RETRIES="0",
-        LLM_TIMEOUT_SECONDS="5",
+        **provider_env(upstream, LLM_TIMEOUT_SECONDS="5"),
         LLM_LOCK_TTL_SECONDS=str(LOCK_TTL_SECONDS),
         **extra,
     )
