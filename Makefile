@@ -39,6 +39,7 @@ run: migrate
 
 # Production-style: several worker processes; needs DATABASE_URL and REDIS_URL.
 serve: install
+	$(MANAGE) check_workers --workers $(WORKERS)
 	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0
 	cd server && exec ../$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --proxy-headers $(UVICORN_FLAGS)

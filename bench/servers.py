@@ -34,6 +34,11 @@ UVICORN_FLAGS = [
 ]
 
 
+# Variables of the environment that a server process started here must not inherit:
+# uvicorn reads WEB_CONCURRENCY as its worker count, FORWARDED_ALLOW_IPS as its trusted proxies.
+INHERITED_NOT = frozenset({"WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "ENV_FILE"})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,9 +69,12 @@ def app_env(
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "PYTEST_", "OPENAI_", "LLM_", "CHAT_", "PROMETHEUS_"))
+        and k not in INHERITED_NOT
     }
     env.update(
         {
+            # Settings from the environment below, never from a developer's .env.
+            "ENV_FILE": "",
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "PYTHONPATH": os.pathsep.join([str(SERVER_DIR), str(REPO_DIR)]),
             "SECRET_KEY": secret_key,
@@ -145,7 +153,9 @@ class ServerProcess:
                 self.app,
             ]
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port), *UVICORN_FLAGS]
+        # One worker, said explicitly: uvicorn would otherwise take WEB_CONCURRENCY from the
+        # environment, and a process of several workers is not the one process a test aims at.
+        cmd += ["--port", str(self.port), "--workers", "1", *UVICORN_FLAGS]
         cmd += ["--lifespan", "on" if self.lifespan else "off"]
         if self.ws:
             cmd += ["--ws", self.ws]

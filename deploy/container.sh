@@ -58,6 +58,7 @@ start() {
   export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/chat-metrics}"
   mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
   find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -type f -delete
+  "$PYTHON" manage.py check_workers --workers "${WEB_CONCURRENCY:-2}"
   migrate
   # The same uvicorn flags as `make run` (see the Makefile for why no permessage-deflate).
   exec "$VENV/bin/uvicorn" config.asgi:application \

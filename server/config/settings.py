@@ -7,6 +7,7 @@ Every variable is listed in `.env.example`. Other modules read `django.conf.sett
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,30 @@ django_stubs_ext.monkeypatch()
 BASE_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = BASE_DIR.parent
 
-env = environ.Env()
-# Values already in the process environment win over the file.
-environ.Env.read_env(REPO_DIR / ".env", overwrite=False)
+
+class _Env(environ.Env):  # type: ignore[misc]
+    """django-environ reading a dict of its own: the process environment, then the `.env`
+    file for what the environment leaves unset. Reading the file never writes to
+    `os.environ`, so nothing but these settings sees its values: not uvicorn (which would
+    take a WEB_CONCURRENCY meant for the container as its worker count), not a subprocess."""
+
+    ENVIRON: dict[str, str] = {}
+
+
+def _env_file() -> Path | None:
+    """`ENV_FILE` names the file (empty: none; the test suite sets it so, and sees only the
+    environment, as CI does); unset, `.env` at the repository root."""
+    chosen = os.environ.get("ENV_FILE")
+    if chosen is None:
+        return REPO_DIR / ".env"
+    return Path(chosen) if chosen.strip() else None
+
+
+env = _Env()
+_file = _env_file()
+if _file is not None and _file.is_file():
+    _Env.read_env(_file, overwrite=False)
+_Env.ENVIRON.update(os.environ)
 
 
 def setting(name: str, default: str) -> str:
@@ -300,12 +322,20 @@ METRICS_TOKEN: str = setting("METRICS_TOKEN", "")
 # With several worker processes: a directory where each keeps its metric values, so that any
 # of them can answer a scrape with the sum (prometheus_client's multiprocess mode, which reads
 # the variable from the environment itself; deploy/container.sh start sets it up).
-PROMETHEUS_MULTIPROC_DIR: str = setting("PROMETHEUS_MULTIPROC_DIR", "")
+PROMETHEUS_MULTIPROC_DIR: str = setting("PROMETHEUS_MULTIPROC_DIR", "").strip()
 if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
     raise ImproperlyConfigured(
         f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR} is not a directory: create it "
         "(empty) before the server starts."
     )
+# The one variable these settings export: prometheus_client reads it from the process
+# environment when it is imported (after the settings), and takes the mere presence of the
+# name, even empty, as "multi-process mode on", writing its files into the working directory.
+# So an empty value means off here and there alike.
+for _name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
+    os.environ.pop(_name, None)
+if PROMETHEUS_MULTIPROC_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
 
 # --- Logging --------------------------------------------------------------------------------
 # Everything goes to stdout (what `docker compose logs web` shows), one line per record:

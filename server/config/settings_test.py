@@ -2,6 +2,9 @@
 
 import os
 
+# The suite sees the environment only, never a developer's `.env` (which `make run` writes):
+# what passes here passes in CI's clean clone, and the servers the tests start inherit none of it.
+os.environ.setdefault("ENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-used-anywhere-else-0123456789")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 

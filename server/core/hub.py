@@ -22,6 +22,7 @@ from django.conf import settings
 
 from core import sockets
 from core.events import CONTROL, FRAME
+from core.serving import claim_async
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Hub:
         self.dispatched = 0
 
     async def _start(self) -> None:
+        # A server started without the lifespan hooks is checked at its first socket.
+        await claim_async()
         self.channel = await self.layer.new_channel()
         self._tasks = [
             asyncio.create_task(self._read(), name="hub-reader"),

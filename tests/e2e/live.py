@@ -18,6 +18,8 @@ PASSWORD = "Correct-Horse-42"
 # Per user: low enough that a test can reach it in a few messages, high enough that no other
 # test (each uses fresh users) does.
 LLM_USER_RATE = "4/minute"
+# uvicorn reads WEB_CONCURRENCY as its worker count; a developer's shell may carry it.
+INHERITED_NOT = frozenset({"WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"})
 
 
 def free_port() -> int:
@@ -33,7 +35,12 @@ class LiveServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("DJANGO_", "PYTEST")) and k not in INHERITED_NOT
+            },
+            "ENV_FILE": "",
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DEBUG": "1",
             "SECRET_KEY": "e2e-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
@@ -92,6 +99,9 @@ class LiveServer:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                # One process: the in-memory channel layer reaches only its own sockets.
+                "--workers",
+                "1",
                 "--ws-max-size",
                 "65536",
                 "--lifespan",
