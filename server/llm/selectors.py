@@ -38,6 +38,14 @@ def access_session(*, session_id: UUID, user: User, staff_sees_all: bool = False
     return session
 
 
+def can_end_session(*, user: User, session: AiChatSession) -> bool:
+    """Whether `user` may end `session`: the room's owner, the session's creator, or staff
+    (the one statement of the rule: the API, the pages and the service all ask here)."""
+    if not session.is_active:
+        return False
+    return user.is_staff or user.pk in (session.room.owner_id, session.created_by_id)
+
+
 @dataclass(frozen=True)
 class SocketAccess:
     exists: bool

@@ -31,7 +31,7 @@ from llm.log import ai_debug, ai_error, ai_success
 from llm.models import AiChatSession, AiReply, LlmUsage
 from llm.providers import get_provider, model_name, provider_name
 from llm.providers.base import ChatMessage, ChatRequest, Usage
-from llm.selectors import access_session
+from llm.selectors import access_session, can_end_session
 from ops import metrics
 
 logger = logging.getLogger(__name__)
@@ -62,10 +62,10 @@ def session_deactivate(*, session_id: UUID, actor: User) -> AiChatSession:
     cancelled, a reply in progress is stopped, and its sockets get `ai_session_ended` and are
     closed with 4410, on every server process."""
     session = access_session(session_id=session_id, user=actor, staff_sees_all=True)
-    if actor.pk not in (session.room.owner_id, session.created_by_id) and not actor.is_staff:
-        raise Forbidden("Only the room's owner or the session's creator can end this session.")
     if not session.is_active:
         return session
+    if not can_end_session(user=actor, session=session):
+        raise Forbidden("Only the room's owner or the session's creator can end this session.")
     session.is_active = False
     session.deactivated_at = timezone.now()
     session.deactivated_by = actor

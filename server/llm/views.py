@@ -45,6 +45,9 @@ class SessionOut(Schema):
     created_at: dt.datetime
     is_active: bool
     created_by: str
+    can_end: bool = Field(
+        ..., description="Whether the caller may end this session (room owner, creator, staff)."
+    )
 
 
 class SessionListOut(Schema):
@@ -124,7 +127,7 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-def session_out(session: AiChatSession) -> dict[str, object]:
+def session_out(session: AiChatSession, *, viewer: User) -> dict[str, object]:
     return {
         "session_id": session.pk,
         "room_uuid": session.room_id,
@@ -132,6 +135,7 @@ def session_out(session: AiChatSession) -> dict[str, object]:
         "created_at": session.created_at,
         "is_active": session.is_active,
         "created_by": session.created_by.username,
+        "can_end": selectors.can_end_session(user=viewer, session=session),
     }
 
 
@@ -146,11 +150,11 @@ def totals_out(totals: Totals) -> dict[str, object]:
     }
 
 
-def session_detail(session: AiChatSession) -> dict[str, object]:
+def session_detail(session: AiChatSession, *, viewer: User) -> dict[str, object]:
     return {
         "result": "success",
         "session": {
-            **session_out(session),
+            **session_out(session, viewer=viewer),
             "model": session.model,
             "deactivated_at": session.deactivated_at,
             "deactivated_by": session.deactivated_by.username if session.deactivated_by else None,
@@ -179,14 +183,14 @@ def list_sessions(request: HttpRequest, query: Query[SessionListQuery]) -> dict[
     )
     return {
         "result": "success",
-        "sessions": [session_out(s) for s in sessions],
+        "sessions": [session_out(s, viewer=_user(request)) for s in sessions],
         "total_count": len(sessions),
     }
 
 
 def get_session(request: HttpRequest, session_id: UUID) -> dict[str, object]:
     session = selectors.access_session(session_id=session_id, user=_user(request))
-    return session_detail(session)
+    return session_detail(session, viewer=_user(request))
 
 
 def session_messages(
@@ -215,7 +219,7 @@ def session_messages(
 
 def deactivate_session(request: HttpRequest, session_id: UUID) -> dict[str, object]:
     session = services.session_deactivate(session_id=session_id, actor=_user(request))
-    return session_detail(session)
+    return session_detail(session, viewer=_user(request))
 
 
 def _bound(value: dt.datetime | dt.date | None, name: str) -> dt.datetime | None:

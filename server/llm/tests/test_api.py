@@ -104,6 +104,7 @@ def test_sessions_list_answers_the_seeds_json(client_for, room, alice, bob, caro
         "created_at",
         "is_active",
         "created_by",
+        "can_end",  # additive (SPEC Part two): a seed-only client ignores it
     }
     assert s["room_uuid"] == str(room.pk)
     assert s["room_name"] == "devs"
@@ -148,6 +149,13 @@ def test_deactivate_by_owner_creator_not_others(client_for, room, alice, bob, ma
     dave = make_user("dave")
     room.participants.add(dave)
     sid = start(client_for(bob), room).json()["session_id"]
+    staff = make_user("root", is_staff=True)
+    room.participants.add(staff)
+    # The session JSON says who may end it, so that no client re-derives the rule.
+    for user, may in ((dave, False), (alice, True), (bob, True), (staff, True)):
+        listed = client_for(user).get("/api/llm/sessions/").json()["sessions"]
+        assert [s["can_end"] for s in listed if s["session_id"] == sid] == [may]
+        assert client_for(user).get(f"/api/llm/sessions/{sid}/").json()["session"]["can_end"] is may
     r = client_for(dave).post_json(f"/api/llm/sessions/{sid}/deactivate/")
     assert r.status_code == 403
     r = client_for(alice).post_json(f"/api/llm/sessions/{sid}/deactivate/")
@@ -156,6 +164,7 @@ def test_deactivate_by_owner_creator_not_others(client_for, room, alice, bob, ma
     assert session["is_active"] is False
     assert session["deactivated_by"] == "alice"
     assert session["deactivated_at"]
+    assert session["can_end"] is False  # ended: nobody can end it again
     sid2 = start(client_for(bob), room).json()["session_id"]
     assert client_for(bob).post_json(f"/api/llm/sessions/{sid2}/deactivate/").status_code == 200
 
