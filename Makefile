@@ -7,7 +7,7 @@ PORT   ?= 8000
 WORKERS ?= 2
 MANAGE := cd server && ../$(BIN)/python manage.py
 # No permessage-deflate: it compresses every frame once per socket (each has its own
-# compressor), which cost 40% of a process's CPU in the fan-out benchmark; chat frames are small.
+# compressor), which dominates a busy room's fan-out; chat frames are small (BENCHMARKS.md).
 UVICORN_FLAGS := --ws-max-size 65536 --ws-per-message-deflate false --ws-ping-interval 20 \
 	--ws-ping-timeout 20 --lifespan on
 
@@ -70,9 +70,11 @@ soak: install
 bench-quick: install
 	$(BIN)/python -m bench --quick $(BENCH_ARGS)
 
+# ruff, then the floors of the code (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=server $(BIN)/lint-imports pyproject.toml
 
 typecheck: install
 	$(BIN)/mypy server

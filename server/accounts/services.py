@@ -11,15 +11,12 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from accounts.models import User
-from core import ratelimit
+from core import closecodes, ratelimit
 from core.errors import InvalidCredentials, ValidationFailed
 from core.events import control_event, publish_on_commit
 from core.groups import user_group
-from core.ws import CLOSE_NOT_AUTHENTICATED
 
 logger = logging.getLogger(__name__)
-
-USERNAME_MAX = 150
 
 
 def _reserved(username: str) -> bool:
@@ -91,7 +88,7 @@ def user_logout(*, request: HttpRequest) -> None:
     user = request.user
     if user.is_authenticated:
         publish_on_commit(
-            control_event(user_group(int(user.pk)), "close", code=CLOSE_NOT_AUTHENTICATED)
+            control_event(user_group(int(user.pk)), "close", code=closecodes.NOT_AUTHENTICATED)
         )
     logout(request)
 

@@ -11,6 +11,8 @@ from ninja import Field, Query, Router, Schema, Status
 
 from accounts.models import User
 from chat import selectors, services
+from chat.access import access_room
+from chat.conversations import Conversation
 from chat.events import MessageOut, message_out
 from chat.models import ChatRoom
 from chat.selectors import Page
@@ -97,7 +99,7 @@ def my_rooms(request: HttpRequest) -> dict[str, object]:
 @router.post("/rooms/", response={201: RoomEnvelope, **errors(401, 415)}, summary="Create a room")
 def create_room(request: HttpRequest, payload: RoomIn) -> Status[dict[str, object]]:
     room = services.room_create(owner=_user(request), name=payload.name)
-    room = selectors.access_room(room_id=room.pk, user=_user(request))
+    room = access_room(room_id=room.pk, user=_user(request))
     return Status(201, {"result": "success", "room": room_out(room, viewer=_user(request))})
 
 
@@ -105,7 +107,7 @@ def create_room(request: HttpRequest, payload: RoomIn) -> Status[dict[str, objec
     "/rooms/{uuid:room_id}/", response={200: RoomEnvelope, **errors(401, 404)}, summary="A room"
 )
 def get_room(request: HttpRequest, room_id: UUID) -> dict[str, object]:
-    room = selectors.access_room(room_id=room_id, user=_user(request))
+    room = access_room(room_id=room_id, user=_user(request))
     return {"result": "success", "room": room_out(room, viewer=_user(request))}
 
 
@@ -143,8 +145,11 @@ def remove_participant(request: HttpRequest, room_id: UUID, username: str) -> di
 def room_messages(
     request: HttpRequest, room_id: UUID, query: Query[HistoryQuery]
 ) -> dict[str, object]:
-    selectors.access_room(room_id=room_id, user=_user(request))
+    access_room(room_id=room_id, user=_user(request))
     page = selectors.message_page(
-        room_id=room_id, before=query.before, after=query.after, limit=query.limit
+        conversation=Conversation(room_id=room_id),
+        before=query.before,
+        after=query.after,
+        limit=query.limit,
     )
     return page_body(page, viewer=_user(request))

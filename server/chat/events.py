@@ -1,4 +1,4 @@
-"""Frames of the room-chat socket (SPEC 4), one typed schema each."""
+"""The `chat_message` frame (SPEC 4.2) and the message as the API and the sockets show it."""
 
 from __future__ import annotations
 
@@ -24,13 +24,6 @@ class MessageOut(BaseModel):
 class ChatMessageFrame(MessageOut):
     type: Literal["chat_message"] = "chat_message"
     client_id: str | None = None
-
-
-class ErrorFrame(BaseModel):
-    type: Literal["error"] = "error"
-    code: str
-    message: str
-    retry_after: int | None = None
 
 
 def message_out(message: Message, *, viewer_id: int | None) -> MessageOut:

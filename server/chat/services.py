@@ -1,28 +1,31 @@
-"""State changes of rooms and messages. Real-time events leave from here, after commit."""
+"""State changes of rooms, and the one statement that stores a person's message.
+
+Real-time events leave from here, after commit (core.events.publish_on_commit). Posting a
+message to a conversation, which may also ask the assistant for a reply, is
+`llm.services.message_post`; it stores the message through `message_insert` below.
+"""
 
 from __future__ import annotations
 
 import logging
-from functools import partial
+import threading
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import user_get_by_username, user_is_assistant
-from chat.events import chat_message_frames
+from chat.access import access_room, can_manage_members, can_remove, member_filter
+from chat.conversations import Conversation
 from chat.models import ChatRoom, Message
-from chat.selectors import access_room, message_by_client_id
-from core import ratelimit
-from core.db import db_async
+from core import closecodes
+from core.db import fetch_one
 from core.errors import EmptyMessage, Forbidden, MessageTooLong, NotFound, ValidationFailed
-from core.events import apublish, control_event, frame_event, publish_on_commit
-from core.groups import room_group, user_group
-from core.ws import CLOSE_FORBIDDEN
-from ops import metrics
+from core.events import control_event, publish_on_commit
+from core.groups import user_group
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def room_create(*, owner: User, name: str) -> ChatRoom:
 @transaction.atomic
 def room_add_participant(*, room_id: UUID, actor: User, username: str) -> ChatRoom:
     room = access_room(room_id=room_id, user=actor)
-    if room.owner_id != actor.pk:
+    if not can_manage_members(user=actor, room=room):
         raise Forbidden("Only the room's owner can add participants.")
     user = user_get_by_username(username=username.strip())
     if user is None:
@@ -71,11 +74,13 @@ def room_remove_participant(*, room_id: UUID, actor: User, username: str) -> Cha
         if room.owner.username.casefold() == username.casefold():
             raise ValidationFailed("username: the owner cannot leave or be removed.")
         raise NotFound(f"'{username}' is not a participant of this room.")
-    if actor.pk not in (room.owner_id, target.pk):
+    if not can_remove(actor=actor, room=room, target=target):
         raise Forbidden("Only the room's owner can remove other participants.")
     room.participants.remove(target)
     publish_on_commit(
-        control_event(user_group(target.pk), "close", code=CLOSE_FORBIDDEN, room_id=str(room.pk))
+        control_event(
+            user_group(target.pk), "close", code=closecodes.FORBIDDEN, room_id=str(room.pk)
+        )
     )
     logger.info("User %s left room %s (by user %s)", target.pk, room.pk, actor.pk)
     if actor.pk == target.pk:
@@ -117,166 +122,96 @@ def message_clean(*, text: object, client_id: object = None) -> tuple[str, str |
     return content, client_id
 
 
-def message_post(
-    *, room_id: UUID, sender: User, content: str, client_id: str | None
-) -> tuple[Message, bool]:
-    """Save a room-chat message and broadcast it after commit.
-
-    Returns the message and whether it is new: a retry with a known `client_id` returns the
-    stored one and broadcasts nothing. Membership is checked in the same statement.
-    """
-    message, created, event = _message_save(
-        room_id=room_id, sender=sender, content=content, client_id=client_id
-    )
-    if event is not None:
-        publish_on_commit(event)
-    return message, created
-
-
-async def amessage_post(
-    *,
-    room_id: UUID,
-    sender: User,
-    content: str,
-    client_id: str | None,
-    rate: str | None = None,
-) -> tuple[Message, bool]:
-    """`message_post` for the socket, which runs on the event loop: a retry with a known
-    `client_id` is answered from the database without counting against `rate`; a new message
-    is counted against the sender's `rate` (RateLimited when over it), saved, and broadcast
-    from the loop.
-
-    The lookup, the count and the insert are one trip to a database thread (each trip waits
-    for the loop twice, which under load cost more than the queries). The broadcast is sent
-    from the loop: from a database thread, `publish_on_commit` would hop back to the loop and
-    hold the thread until the loop got round to it.
-    """
-    message, created, event = await db_async(_message_post_counted)(
-        room_id=room_id, sender=sender, content=content, client_id=client_id, rate=rate
-    )
-    if event is not None:
-        try:
-            await apublish(event)
-        except Exception:
-            # Saved is saved; members who missed the broadcast catch up from history.
-            logger.exception("Could not publish message %s", message.pk)
-    return message, created
-
-
-def _message_post_counted(
-    *, room_id: UUID, sender: User, content: str, client_id: str | None, rate: str | None
-) -> tuple[Message, bool, dict[str, Any] | None]:
-    if client_id is not None:
-        existing = _message_by_known_client_id(sender=sender, client_id=client_id, room_id=room_id)
-        if existing is not None:
-            return existing, False, None
-    if rate is not None:
-        ratelimit.hit("chat", str(sender.pk), rate)
-    return _message_save(room_id=room_id, sender=sender, content=content, client_id=client_id)
-
-
-def _message_by_known_client_id(*, sender: User, client_id: str, room_id: UUID) -> Message | None:
-    if not _client_id_is_known(sender=sender, client_id=client_id):
-        return None
-    return message_by_client_id(sender=sender, client_id=client_id, room_id=room_id)
-
-
-def _message_save(
-    *, room_id: UUID, sender: User, content: str, client_id: str | None
-) -> tuple[Message, bool, dict[str, Any] | None]:
-    """The message, whether it is new, and (if new) its broadcast, to send once committed."""
-    try:
-        if connection.in_atomic_block:
-            # Inside a caller's transaction a failed statement aborts it (on PostgreSQL): a
-            # savepoint keeps it usable for the duplicate's lookup below.
-            with transaction.atomic():
-                message = _message_insert_if_member(
-                    room_id=room_id, sender=sender, content=content, client_id=client_id
-                )
-        else:
-            message = _message_insert_if_member(
-                room_id=room_id, sender=sender, content=content, client_id=client_id
-            )
-    except IntegrityError:
-        if client_id is None:
-            raise
-        existing = message_by_client_id(sender=sender, client_id=client_id, room_id=room_id)
-        if existing is None:
-            raise
-        return existing, False, None
-    if message is None:
-        raise NotFound("No such room.")
-    others, mine = chat_message_frames(message)
-    event = frame_event(room_group(room_id), others, sender_id=sender.pk, self_frame=mine)
-    transaction.on_commit(partial(metrics.record_message, "room"))
-    return message, True, event
-
-
-def _fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """Run one statement of the room-chat write path and return its first row.
-
-    On PostgreSQL through a psycopg cursor that sends the parameters apart from the SQL:
-    Django's cursors quote each value into the SQL text in Python, a visible share of the
-    write path's CPU (room chat measured ~10 % more messages per second without it). Django
-    leaves psycopg's prepared statements off, for connection poolers; OPTIONS'
-    prepare_threshold turns them on for these statements too. Errors are Django's, as from its
-    own cursors. (OPTIONS server_side_binding would bind every query on the server: the suite
-    passes with it, but room chat measured no faster, 437-588 against 513-607 msg/s in
-    alternating quick runs, so the change stays on the path that showed the cost.)
-    """
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            row: tuple[Any, ...] | None = cursor.fetchone()
-            return row
-    import psycopg
-
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()
-
-
-def _client_id_is_known(*, sender: User, client_id: str) -> bool:
-    """Whether the sender already stored a message with this id: the check every new message
-    pays (clients send one with each), so a plain indexed query, not the ORM's."""
-    table = connection.ops.quote_name(Message._meta.db_table)
-    sql = f"SELECT 1 FROM {table} WHERE sender_id = %s AND client_id = %s"  # noqa: S608
-    return _fetch_one(sql, [sender.pk, client_id]) is not None
-
-
-def _message_insert_if_member(
-    *, room_id: UUID, sender: User, content: str, client_id: str | None
+def message_insert(
+    *, conversation: Conversation, sender: User, content: str, client_id: str | None
 ) -> Message | None:
-    """Insert the message if `sender` is a member of the room, in one statement (so the check
-    and the insert are atomic without a transaction around them); None if not a member.
+    """Store a person's message if they are a member of the conversation's room, in one
+    statement, so the check and the insert are atomic without a transaction around them; None
+    if not a member. Raises IntegrityError for a `client_id` the sender already used (inside a
+    caller's transaction under a savepoint, so the transaction stays usable).
 
-    The busiest write of the product, so it is one round trip of plain SQL instead of an
-    ORM existence check and an ORM insert inside BEGIN/COMMIT (four round trips, and the ORM's
-    query building was most of a process's CPU per message).
+    The busiest write of the product, so it is one round trip of SQL built once per process
+    (`_insert_sql`) instead of an ORM existence check and an ORM insert inside BEGIN/COMMIT
+    (four round trips, and the ORM's query building was most of a process's CPU per message:
+    BENCHMARKS.md). It writes every column of the model from a `Message` built as the ORM would
+    build it, and takes the membership rule from `chat.access.member_filter`, so neither a new
+    field nor a change of the rule can be missed here (tests/test_services.py compares its rows
+    with the ORM's).
     """
-    now = timezone.now()
-    room_field = Message._meta.get_field("room").target_field
-    room_value = room_field.get_db_prep_value(room_id, connection)
-    created = Message._meta.get_field("created_at").get_db_prep_value(now, connection)
-    table = connection.ops.quote_name(Message._meta.db_table)
-    rooms = connection.ops.quote_name(ChatRoom._meta.db_table)
-    members = connection.ops.quote_name(ChatRoom.participants.through._meta.db_table)
-    sql = (
-        f"INSERT INTO {table} (room_id, sender_id, content, created_at, client_id) "  # noqa: S608
-        f"SELECT %s, %s, %s, %s, %s WHERE EXISTS "
-        f"(SELECT 1 FROM {rooms} WHERE id = %s AND owner_id = %s) OR EXISTS "
-        f"(SELECT 1 FROM {members} WHERE chatroom_id = %s AND user_id = %s) RETURNING id"
+    message = Message(
+        room_id=conversation.room_id,
+        ai_session_id=conversation.session_id,
+        sender=sender,
+        content=content,
+        client_id=client_id,
+        created_at=timezone.now(),
     )
-    params = [room_value, sender.pk, content, created, client_id]
-    params += [room_value, sender.pk, room_value, sender.pk]
-    row = _fetch_one(sql, params)
+    sql, template = _insert_sql()
+    values = [
+        field.get_db_prep_save(getattr(message, field.attname), connection) for field in _columns()
+    ]
+    room = Message._meta.get_field("room").target_field.get_db_prep_value(
+        conversation.room_id, connection
+    )
+    params = values + [
+        room if slot == _ROOM else sender.pk if slot == _USER else slot for slot in template
+    ]
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            row = fetch_one(sql, params)
+    else:
+        row = fetch_one(sql, params)
     if row is None:
         return None
-    message = Message(
-        id=row[0], room_id=room_id, sender=sender, content=content, created_at=now,
-        client_id=client_id,
-    )  # fmt: skip
+    message.pk = row[0]
     message._state.adding = False
     message._state.db = connection.alias
     return message
+
+
+def _columns() -> list[Any]:
+    return [f for f in Message._meta.concrete_fields if not f.primary_key]
+
+
+_ROOM = object()
+_USER = object()
+# A room id and a user id that no row has: the membership query is compiled once with them,
+# and their places in its parameters become the slots of each message's room and sender.
+_ROOM_MARK = UUID("00000000-0000-4000-8000-00000000c4a7")
+_USER_MARK = 2**62 - 11
+_compiled: dict[str, tuple[str, list[Any]]] = {}
+_compile_lock = threading.Lock()
+
+
+def _insert_sql() -> tuple[str, list[Any]]:
+    """INSERT ... SELECT <every column> WHERE EXISTS (<member_filter, compiled>) RETURNING id,
+    with the parameter template of the membership part, for this database vendor."""
+    vendor = connection.vendor
+    cached = _compiled.get(vendor)
+    if cached is not None:
+        return cached
+    with _compile_lock:
+        members = (
+            ChatRoom.objects.filter(member_filter(_USER_MARK), pk=_ROOM_MARK)
+            .order_by()
+            .values("pk")
+        )
+        member_sql, member_params = members.query.get_compiler(connection=connection).as_sql()
+        room_marks = {
+            _ROOM_MARK,
+            ChatRoom._meta.pk.get_db_prep_value(_ROOM_MARK, connection),
+        }
+        template = [
+            _ROOM if p in room_marks else _USER if p == _USER_MARK else p for p in member_params
+        ]
+        if _ROOM not in template or _USER not in template:  # pragma: no cover - a guard
+            raise RuntimeError("The membership rule no longer names the room and the user.")
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in _columns())
+        slots = ", ".join(["%s"] * len(_columns()))
+        sql = (
+            f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) "
+            f"SELECT {slots} WHERE EXISTS ({member_sql}) RETURNING {quote('id')}"
+        )
+        _compiled[vendor] = (sql, template)
+    return sql, template

@@ -1,4 +1,3 @@
-from chat.routing import websocket_urlpatterns as chat_routes
-from llm.routing import websocket_urlpatterns as llm_routes
+from llm.routing import websocket_urlpatterns
 
-websocket_urlpatterns = [*chat_routes, *llm_routes]
+__all__ = ["websocket_urlpatterns"]

@@ -180,12 +180,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer, cache, shared counters -------------------------------------------
 REDIS_URL: str = setting("REDIS_URL", "")
 CHANNEL_PREFIX: str = setting("CHANNEL_PREFIX", "chat")
-# "pubsub" (the default): channels-redis' RedisPubSubChannelLayer, which moved ~8x the messages
-# per second of the list-based layer on the benchmark machine and keeps 200 concurrent AI
-# streams whole, where the list-based one overflowed and completed none (BENCHMARKS.md).
-# Delivery is at most once, as with any layer while Redis is unreachable: clients catch up from
-# history after a `resync`. "lists": channels-redis' RedisChannelLayer, which queues events per
-# process for up to 60 s.
+# "pubsub" (the default): channels-redis' RedisPubSubChannelLayer. Every event goes straight to
+# the processes subscribed to its group, with nothing queued in Redis to overflow, which is what
+# keeps many concurrent AI streams whole (BENCHMARKS.md compares the two). Delivery is at most
+# once, as with any layer while Redis is unreachable: clients catch up from history after a
+# `resync`. "lists": channels-redis' RedisChannelLayer, which queues events per process in Redis
+# for up to 60 s and drops them when a process's queue is full.
 REDIS_CHANNEL_LAYER: str = setting("REDIS_CHANNEL_LAYER", "pubsub").lower()
 if REDIS_CHANNEL_LAYER not in ("lists", "pubsub"):
     raise ImproperlyConfigured(
@@ -353,10 +353,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"()": "ops.logs.PlainFormatter"},
-        "json": {"()": "ops.logs.JsonFormatter"},
+        "plain": {"()": "core.logs.PlainFormatter"},
+        "json": {"()": "core.logs.JsonFormatter"},
     },
-    "filters": {"drop_probes": {"()": "ops.logs.DropProbeAccessLines"}},
+    "filters": {"drop_probes": {"()": "core.logs.DropProbeAccessLines"}},
     "handlers": {
         "console": _log_handler,
         "access": {**_log_handler, "filters": ["drop_probes"]},

@@ -27,8 +27,8 @@ from core.errors import (
     NotFound,
     TooLarge,
     ValidationFailed,
+    app_error_for,
     error_body,
-    unavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,18 +140,8 @@ def _too_big(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
 
 
 def _unexpected(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
-    down = unavailable(exc)
-    if down is not None:
-        logger.error(
-            "%s %s: %s (%s)", request.method, request.path, down.message, type(exc).__name__
-        )
-        return _app_error(request, down, api)
-    logger.exception("Unhandled error in %s %s", request.method, request.path)
-    return api.create_response(
-        request,
-        error_body(500, "The server hit an unexpected error; it has been logged."),
-        status=500,
-    )
+    error = app_error_for(exc, where=f"{request.method} {request.path}")
+    return _app_error(request, error, api)
 
 
 def install_error_handlers(api: NinjaAPI) -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ParamSpec, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import connection
+
+from core import events
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,16 +65,89 @@ def _skip_recent_health_check(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def db_async(fn: Callable[P, R]) -> Callable[P, Any]:
+@dataclass
+class _Outcome(Generic[R]):
+    result: R | None
+    error: BaseException | None
+    events: list[dict[str, Any]]
+
+
+def _collecting(fn: Callable[P, R]) -> Callable[P, _Outcome[R]]:
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> _Outcome[R]:
+        with events.collected() as batch:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # re-raised on the loop, after the events are out
+                return _Outcome(None, exc, batch)
+        return _Outcome(result, None, batch)
+
+    return run
+
+
+_orphans: set[asyncio.Task[None]] = set()
+
+
+def _publish_orphaned(call: asyncio.Future[_Outcome[Any]]) -> None:
+    if call.cancelled() or call.exception() is not None:
+        return
+    events_ = call.result().events
+    if events_:
+        task = asyncio.ensure_future(events.apublish_all(events_))
+        _orphans.add(task)
+        task.add_done_callback(_orphans.discard)
+
+
+def db_async(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """Wrap a sync function touching the database so that async code can await it.
 
     On PostgreSQL the work runs in a pool of DB_THREADS threads (each keeps its own
     connection); on SQLite, which has a single writer, it stays on Django's one sync thread.
-    See settings.DB_THREAD_SENSITIVE.
+    See settings.DB_THREAD_SENSITIVE. The events its services commit are published from the
+    event loop once it returns (or raises), in the order they were committed (core.events).
     """
-    call = _skip_recent_health_check(fn)
+    call = _collecting(_skip_recent_health_check(fn))
     if settings.DB_THREAD_SENSITIVE:
-        wrapped = database_sync_to_async(call, thread_sensitive=True)
+        threaded = database_sync_to_async(call, thread_sensitive=True)
     else:
-        wrapped = database_sync_to_async(call, thread_sensitive=False, executor=_db_executor())
-    return cast(Callable[P, Any], wrapped)
+        threaded = database_sync_to_async(call, thread_sensitive=False, executor=_db_executor())
+
+    @functools.wraps(fn)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        call = asyncio.ensure_future(threaded(*args, **kwargs))
+        try:
+            outcome: _Outcome[R] = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The caller left (its socket closed) while the thread worked: what the call
+            # committed is announced all the same.
+            call.add_done_callback(_publish_orphaned)
+            raise
+        if outcome.events:
+            await events.apublish_all(outcome.events)
+        if outcome.error is not None:
+            raise outcome.error
+        return cast(R, outcome.result)
+
+    return run
+
+
+def fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """Run one statement of a hot path and return its first row.
+
+    On PostgreSQL through a psycopg cursor that sends the parameters apart from the SQL:
+    Django's cursors quote each value into the SQL text in Python, a visible share of the room
+    chat write path's CPU (BENCHMARKS.md). Errors are Django's, as from its own cursors. Only
+    the few statements every message pays use this; server-side binding for every query
+    (OPTIONS server_side_binding) measured no faster.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            return row
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()

@@ -1,19 +1,32 @@
 """One error hierarchy for the whole product.
 
-Every error has a machine `code` and a human `message`. The HTTP layer turns it into the JSON
-envelope (`core.api`), the WebSocket layer into an `error` frame (`core.ws`); nothing else
-formats errors.
+Every error has a machine `code` and a human `message`. It is rendered in exactly two places:
+as the HTTP answer's JSON envelope (`AppError.payload`, used by `core.api` and the middlewares)
+and as a socket frame (`error_frame`, used by `core.ws` and by the assistant's reply pipeline).
+Errors of the AI flow (`ai_flow = True`: a provider failure, a budget, an ended session, no
+configured provider) go out on sockets as the seed's `ai_error` frame; the others as `error`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+logger = logging.getLogger(__name__)
+
+# The seed's text of every `ai_error` frame; the `code` and `detail` say what happened.
+AI_ERROR_TEXT = "AI 응답 생성 중 오류가 발생했습니다."
 
 
 class AppError(Exception):
     status: int = 400
     code: str = "bad_request"
     message: str = "The request could not be handled."
+    # Whether a socket reports it as `ai_error` (SPEC 4.2) rather than `error`.
+    ai_flow: bool = False
 
     def __init__(self, message: str | None = None, *, code: str | None = None, **extra: Any):
         self.message = message or self.message
@@ -108,12 +121,89 @@ class ServiceUnavailable(AppError):
     message = "A service the server depends on is unavailable; try again shortly."
 
 
+class InternalError(AppError):
+    """A bug of this server, not of anything it depends on: logged with its traceback."""
+
+    status = 500
+    code = "internal_error"
+    message = "The server hit an unexpected error; it has been logged."
+
+
 class AiNotConfigured(ServiceUnavailable):
     code = "ai_not_configured"
     message = (
         "The AI assistant is not configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
         "OpenAI-compatible server), or LLM_PROVIDER=echo for the offline assistant."
     )
+    ai_flow = True
+
+
+class SessionInactive(AppError):
+    status = 410
+    code = "session_inactive"
+    message = "This AI session has been deactivated; start a new one."
+    ai_flow = True
+
+
+class BudgetExceeded(AppError):
+    """A spending limit leaves no room for the call until `resets_at`."""
+
+    status = 429
+    code = "budget_exceeded"
+    message = "The AI budget is used up until it resets."
+    ai_flow = True
+
+    def __init__(self, message: str, *, resets_at: dt.datetime, **extra: Any) -> None:
+        super().__init__(message, resets_at=resets_at.isoformat(), **extra)
+        self.resets_at = resets_at
+
+
+class ProviderError(AppError):
+    """A call to the LLM provider failed. `code` is one of SPEC 4.2's: `upstream_auth`,
+    `upstream_rate_limited`, `upstream_timeout`, `upstream_unavailable`, `ai_not_configured`
+    (the provider does not know the model). Provider modules raise nothing else."""
+
+    status = 502
+    code = "upstream_unavailable"
+    message = "The AI provider failed."
+    ai_flow = True
+
+    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+        super().__init__(detail, code=code)
+        # The provider's own HTTP status, when it answered (for logs, never for clients).
+        self.upstream_status = status
+
+
+class ErrorFrame(BaseModel):
+    """A frame refused by the server (SPEC 4.1): the connection stays open, nothing is saved."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    retry_after: int | None = None
+
+
+class AiErrorFrame(BaseModel):
+    """The seed's `ai_error` (SPEC 4.2): the assistant could not answer, and `code` says why."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["ai_error"] = "ai_error"
+    message: str = AI_ERROR_TEXT
+    code: str
+    detail: str | None = None
+    retry_after: int | None = None
+    resets_at: str | None = None
+
+
+def error_frame(error: AppError, *, ai: bool | None = None) -> dict[str, Any]:
+    """The socket frame reporting `error`: the seed's `ai_error` for errors of the AI flow
+    (`ai` overrides the error's own `ai_flow`), else `error`."""
+    if error.ai_flow if ai is None else ai:
+        frame: BaseModel = AiErrorFrame(code=error.code, detail=error.message, **error.extra)
+    else:
+        frame = ErrorFrame(code=error.code, message=error.message, **error.extra)
+    return frame.model_dump(exclude_none=True)
 
 
 def unavailable(exc: BaseException) -> ServiceUnavailable | None:
@@ -133,6 +223,21 @@ def unavailable(exc: BaseException) -> ServiceUnavailable | None:
     return None
 
 
+def app_error_for(exc: BaseException, *, where: str) -> AppError:
+    """What to tell the client about any exception raised while serving `where`: the error
+    itself when it is an AppError; a ServiceUnavailable for an outage of the database or
+    Redis (one log line); otherwise an InternalError, logged with its traceback. The API
+    (core.api) and the sockets (core.ws) both answer through this."""
+    if isinstance(exc, AppError):
+        return exc
+    down = unavailable(exc)
+    if down is not None:
+        logger.error("%s: %s (%s)", where, down.message, type(exc).__name__)
+        return down
+    logger.error("Unhandled error in %s", where, exc_info=exc)
+    return InternalError()
+
+
 STATUS_CODES: dict[int, str] = {
     400: "bad_request",
     401: NotAuthenticated.code,
@@ -142,7 +247,7 @@ STATUS_CODES: dict[int, str] = {
     413: TooLarge.code,
     415: UnsupportedMediaType.code,
     429: RateLimited.code,
-    500: "internal_error",
+    500: InternalError.code,
     503: ServiceUnavailable.code,
 }
 

@@ -1,13 +1,29 @@
-"""Publishing real-time events. Services call these; nothing else sends to the channel layer.
+"""Publishing real-time events: the only module that sends to the channel layer.
 
-An event is delivered to every socket of this product that joined the group, on every server
-process, through the per-process hub (`core.hub`). A frame is encoded once per process (twice
-when it has a variant for the sender's own sockets), never once per recipient.
+A state change announces itself from its service, once committed:
+`publish_on_commit(frame_event(...))` (Zulip's `send_event_on_commit`). Where the service ran
+decides how the event leaves:
+
+- called from the event loop through `core.db.db_async` (a socket handler), the events
+  committed during the call are handed back to the loop and published from there, in order,
+  once the call returns: a database thread never waits for the loop;
+- called from sync code (an HTTP view, the admin, a management command), they are published
+  from that thread as each transaction commits.
+
+Streaming frames, which follow no transaction (the assistant's deltas), are published with
+`apublish` from the reply pipeline on the loop.
+
+An event reaches every socket of this product that joined the group, on every server process,
+through the per-process hub (`core.hub`): a frame is encoded once per process (twice when it has
+a variant for the sender's own sockets), never once per recipient.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -19,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 FRAME = "hub.frame"
 CONTROL = "hub.control"
+
+_collecting = threading.local()
 
 
 def frame_event(
@@ -44,7 +62,8 @@ def frame_event(
 
 
 def control_event(group: str, action: str, **params: Any) -> dict[str, Any]:
-    """A layer message asking the group's sockets to act (close, stop...), not to send a frame."""
+    """A layer message asking the group's subscribers to act (close, stop...), not to send a
+    frame."""
     return {"type": CONTROL, "group": group, "action": action, "params": params}
 
 
@@ -55,16 +74,44 @@ async def apublish(event: dict[str, Any]) -> None:
     await layer.group_send(event["group"], event)
 
 
-def publish(event: dict[str, Any]) -> None:
-    """Send from sync code (a service running in a worker thread, or a management command)."""
+async def apublish_all(events: list[dict[str, Any]]) -> None:
+    """Publish in order; a failure is logged, not raised: the change is committed, and clients
+    recover what a lost broadcast carried from history (`after=`)."""
+    for event in events:
+        try:
+            await apublish(event)
+        except Exception:
+            logger.exception("Could not publish %s to %s", event["type"], event["group"])
+
+
+def _publish_now(event: dict[str, Any]) -> None:
     try:
         async_to_sync(apublish)(event)
     except Exception:
-        # The change is committed; a broadcast that fails must not turn it into an error.
-        # Clients recover what they missed from history (`after=`).
         logger.exception("Could not publish %s to %s", event["type"], event["group"])
+
+
+def _committed(event: dict[str, Any]) -> None:
+    batch: list[dict[str, Any]] | None = getattr(_collecting, "batch", None)
+    if batch is not None:
+        batch.append(event)
+    else:
+        _publish_now(event)
 
 
 def publish_on_commit(event: dict[str, Any]) -> None:
     """Publish once the current transaction commits (at once when none is open)."""
-    transaction.on_commit(partial(publish, event), robust=True)
+    transaction.on_commit(partial(_committed, event), robust=True)
+
+
+@contextmanager
+def collected() -> Iterator[list[dict[str, Any]]]:
+    """Hold the events committed in this thread inside the block, for the caller to publish
+    from the event loop (`core.db.db_async` does)."""
+    outer = getattr(_collecting, "batch", None)
+    batch: list[dict[str, Any]] = []
+    _collecting.batch = batch
+    try:
+        yield batch
+    finally:
+        _collecting.batch = outer

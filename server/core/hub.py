@@ -50,7 +50,6 @@ class Hub:
         self._started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._retry: asyncio.Task[None] | None = None
-        self.dispatched = 0
 
     async def _start(self) -> None:
         # A server started without the lifespan hooks is checked at its first socket.
@@ -107,14 +106,10 @@ class Hub:
         for group in groups:
             await self.leave(group, subscriber)
 
-    def local_members(self, group: str) -> set[Subscriber]:
-        return set(self.groups.get(group, ()))
-
     def dispatch(self, message: dict[str, Any]) -> None:
         members = self.groups.get(message.get("group", ""))
         if not members:
             return
-        self.dispatched += 1
         kind = message.get("type")
         if kind == FRAME:
             text = encode(message["frame"])
@@ -219,11 +214,3 @@ def get_hub() -> Hub:
             raise RuntimeError("No channel layer is configured.")
         hub = _hubs[loop] = Hub(layer)
     return hub
-
-
-async def reset_hub() -> None:
-    """Stop this loop's hub (tests switch channel layers between cases)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.pop(loop, None)
-    if hub is not None:
-        await hub.close()

@@ -18,8 +18,8 @@ class InMemoryChannelLayer(_InMemoryChannelLayer):  # type: ignore[misc]
 
     The stock layer scans every channel and every group on each send and receive, so each
     message costs time in proportion to the rooms and users online (one group each, see
-    core.hub): at 1,000 sockets that scan was a third of the process's CPU. Expiry (60 s for a
-    message, a day for a membership) needs no finer clock than a second.
+    core.hub). Expiry (60 s for a message, a day for a membership) needs no finer clock than
+    a second.
     """
 
     CLEAN_EVERY_SECONDS = 1.0

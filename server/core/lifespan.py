@@ -39,10 +39,9 @@ async def _run(hooks: list[Hook], phase: str) -> None:
 
 
 def _freeze_startup_objects() -> None:
-    """Take what start-up made (modules, classes, settings, URL patterns: ~130,000 objects)
-    out of the garbage collector's view: they live as long as the process, and every full
-    collection scanned them, ~75 ms on the benchmark machine during which no socket is
-    served."""
+    """Take what start-up made (modules, classes, settings, URL patterns) out of the garbage
+    collector's view: they live as long as the process, and every full collection would scan
+    them all again while no socket is served."""
     gc.collect()
     gc.freeze()
 

@@ -31,9 +31,8 @@ from core.errors import (
     TooLarge,
     UnsupportedMediaType,
     error_body,
-    unavailable,
 )
-from core.ws import origin_allowed
+from core.origin import origin_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -124,20 +123,6 @@ class ApiEnvelopeMiddleware:
                 wrapped["Allow"] = response["Allow"]
             return wrapped
         return response
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not is_api(request):
-            return None
-        if isinstance(exception, AppError):
-            return _refusal(exception)
-        down = unavailable(exception)
-        if down is not None:
-            logger.error("%s %s: %s", request.method, request.path, down.message)
-            return _refusal(down)
-        logger.exception("Unhandled error in %s %s", request.method, request.path)
-        return JsonResponse(
-            error_body(500, "The server hit an unexpected error; it has been logged."), status=500
-        )
 
 
 class ApiBodyLimit:

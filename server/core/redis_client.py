@@ -11,8 +11,8 @@ from django.conf import settings
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
 # Connections per process. A command takes a connection for one round trip, so a few dozen
-# serve thousands of sockets; an unbounded pool opens one per concurrent command (900 under
-# the throughput benchmark), and opening one costs more CPU than the command it carries.
+# serve thousands of sockets; an unbounded pool opens one per concurrent command under load,
+# and opening one costs more CPU than the command it carries.
 MAX_CONNECTIONS = 32
 # How long a command waits for a free connection before failing with ConnectionError.
 POOL_TIMEOUT_SECONDS = 10

@@ -16,35 +16,30 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.http.request import split_domain_port, validate_host
 
-from core import sockets
-from core.errors import AppError, InvalidJson, UnknownType, unavailable
+from core import closecodes, metrics, sockets
+from core.errors import (
+    AppError,
+    InvalidJson,
+    RateLimited,
+    UnknownType,
+    app_error_for,
+    error_frame,
+    unavailable,
+)
 from core.groups import user_group
 from core.hub import encode, get_hub
-from ops import metrics
+from core.origin import origin_allowed
 
 logger = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-# Close codes a client can read (SPEC 4).
-CLOSE_NOT_AUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_NOT_FOUND = 4404
-CLOSE_SESSION_ENDED = 4410
-CLOSE_TOO_SLOW = 1013
-CLOSE_TRY_AGAIN = 1013
-CLOSE_INTERNAL_ERROR = 1011
-CLOSE_TOO_BIG = 1009
-CLOSE_TOO_MANY_SOCKETS = 4429
 
 # Frames queued for one socket before it is judged too slow and disconnected.
 OUTBOX_FRAMES = 2000
@@ -55,33 +50,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
-
-
-def origin_allowed(origin: str | None, host: str | None) -> bool:
-    """Whether a browser on `origin` may talk to this server reached as `host`.
-
-    No Origin (not a browser) is left to the cookie. The server's own host (when it is one of
-    ALLOWED_HOSTS) and the configured front-end origins pass.
-    """
-    if origin is None:
-        return True
-    origin = origin.strip().lower()
-    trusted = {
-        o.lower().rstrip("/")
-        for o in (*settings.CORS_ALLOWED_ORIGINS, *settings.CSRF_TRUSTED_ORIGINS)
-    }
-    if origin in trusted:
-        return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc or host is None:
-        return False
-    if parts.netloc != host.lower():
-        return False
-    domain, _port = split_domain_port(host)
-    allowed = settings.ALLOWED_HOSTS
-    if settings.DEBUG and not allowed:
-        allowed = [".localhost", "127.0.0.1", "[::1]"]
-    return bool(domain) and validate_host(domain, allowed)
 
 
 async def refuse(receive: Receive, send: Send, code: int) -> None:
@@ -115,11 +83,11 @@ class SocketGuard:
                 logger.warning(
                     "WebSocket from foreign origin refused: %s", _header(scope, b"origin")
                 )
-                await refuse(receive, send, CLOSE_FORBIDDEN)
+                await refuse(receive, send, closecodes.FORBIDDEN)
                 return
             user = scope.get("user")
             if user is None or not user.is_authenticated:
-                await refuse(receive, send, CLOSE_NOT_AUTHENTICATED)
+                await refuse(receive, send, closecodes.NOT_AUTHENTICATED)
                 return
         await self.inner(scope, receive, send)
 
@@ -140,10 +108,13 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     """
 
     frame_types: frozenset[str] = frozenset()
+    # A socket whose messages are requests to the assistant (an AI session): its rate limit is
+    # the assistant's, reported as `ai_error` as the seed's client expects (SPEC 4.2).
+    ai_requests: bool = False
     # Sockets hear the channel layer only through their process's hub. Without this, channels
     # gives every consumer a layer channel of its own and listens on it: with the in-memory
-    # layer each send then scans every socket's channel (a third of a process's CPU at 1,000
-    # sockets), and with Redis each socket would hold a subscription.
+    # layer each send then scans every socket's channel (a cost that grows with every socket),
+    # and with Redis each socket would hold a subscription.
     channel_layer_alias = None
 
     user_id: int
@@ -187,7 +158,7 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         try:
             if not await sockets.register(self.user_id, self.socket_id):
                 logger.warning("User %s is at the cap of open sockets", self.user_id)
-                raise Refused(CLOSE_TOO_MANY_SOCKETS)
+                raise Refused(closecodes.TOO_MANY_SOCKETS)
             self._registered = True
             # Join before checking access: an event that revokes access after the check can
             # then not slip past this socket. Frames wait in the outbox until the check passes.
@@ -206,7 +177,7 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 logger.exception("Socket of user %s could not be opened", self.user_id)
             else:
                 logger.error("Socket of user %s refused: %s", self.user_id, down.message)
-            await self._shut(CLOSE_TRY_AGAIN if down else CLOSE_INTERNAL_ERROR)
+            await self._shut(closecodes.TRY_AGAIN if down else closecodes.INTERNAL_ERROR)
             return
         revoked = self.pending_close()
         if revoked is not None:  # access was revoked while the check ran
@@ -272,15 +243,16 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             self._outbox.put_nowait(text)
         except asyncio.QueueFull:
             logger.warning("Socket of user %s is too slow; closing it", self.user_id)
-            self.close_later(CLOSE_TOO_SLOW, drop_pending=True)
+            self.close_later(closecodes.TRY_AGAIN, drop_pending=True)
 
     def send_frame(self, frame: dict[str, Any]) -> None:
         self.deliver(encode(frame))
 
     def send_error(self, error: AppError) -> None:
+        """Tell this socket's user why their frame was refused (core.errors.error_frame)."""
         metrics.record_socket_error(error.code)
-        frame = {"type": "error", "code": error.code, "message": error.message, **error.extra}
-        self.send_frame(frame)
+        ai = True if self.ai_requests and isinstance(error, RateLimited) else None
+        self.send_frame(error_frame(error, ai=ai))
 
     def pending_close(self) -> int | None:
         """The close code asked for while the socket was still connecting, if any."""
@@ -336,7 +308,7 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             return
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > settings.WS_MAX_FRAME_BYTES:
-            self.close_later(CLOSE_TOO_BIG, drop_pending=True)
+            self.close_later(closecodes.TOO_BIG, drop_pending=True)
             return
         try:
             if text_data is None:
@@ -355,11 +327,4 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         except AppError as error:
             self.send_error(error)
         except Exception as exc:
-            failure: AppError | None = unavailable(exc)
-            if failure is None:
-                logger.exception("Frame of user %s failed", self.user_id)
-                failure = AppError(
-                    "The server could not handle this frame; it has been logged.",
-                    code="internal_error",
-                )
-            self.send_error(failure)
+            self.send_error(app_error_for(exc, where=f"a frame of user {self.user_id}"))

@@ -22,25 +22,15 @@ from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone
 
-from core.errors import AppError
+from core import metrics
+from core.errors import BudgetExceeded
 from llm import prices
 from llm.models import LlmUsage
 from llm.providers.base import ChatRequest, Usage
-from ops import metrics
 
 MICRO = Decimal(1_000_000)
 # Per message: role and separators the model counts beside the text.
 MESSAGE_OVERHEAD_TOKENS = 4
-
-
-class BudgetExceeded(AppError):
-    status = 429
-    code = "budget_exceeded"
-    message = "The AI budget is used up until it resets."
-
-    def __init__(self, message: str, *, resets_at: dt.datetime) -> None:
-        super().__init__(message, resets_at=resets_at.isoformat())
-        self.resets_at = resets_at
 
 
 def estimate_prompt_tokens(request: ChatRequest) -> int:

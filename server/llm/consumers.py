@@ -1,8 +1,10 @@
-"""/ws/llm/<session_id>/: the seed's AI session socket (SPEC 4).
+"""The conversation sockets: `/ws/chat/<room_uuid>/` (a room's chat) and the seed's
+`/ws/llm/<session_id>/` (an AI session).
 
-A thin adapter: it checks access, greets with `ai_joined` (and the reply so far, for a member
-joining mid-stream), saves messages through the services and asks the process's generator for
-a reply. It never awaits the model: replies outlive the socket that asked for them.
+Both are conversations the assistant can stream into, so both live here, above `chat`. They are
+thin adapters: check access, greet, turn frames into service calls (`llm.services`) and ask the
+process's generator to drain a queued reply. They never await the model: replies outlive the
+socket that asked for them.
 """
 
 from __future__ import annotations
@@ -11,58 +13,64 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.utils import timezone
 
+from chat.access import SocketAccess, room_socket_access
+from chat.conversations import Conversation
 from chat.events import chat_message_frames
-from chat.services import message_clean
+from core import closecodes
 from core.db import db_async
-from core.errors import NotFound, RateLimited
-from core.events import apublish, control_event
+from core.errors import NotFound, SessionInactive
 from core.groups import session_group
-from core.hub import encode
-from core.ws import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_SESSION_ENDED, AppConsumer, Refused
-from llm import selectors, services, streams
-from llm.events import AiError, AiJoined, AiStreamStart, frame
+from core.logs import set_log_context
+from core.ws import AppConsumer, Refused
+from llm import services, streams
+from llm.access import session_socket_access
+from llm.events import AiJoined, AiStreamStart, frame
 from llm.generation import get_generator
 from llm.log import ai_debug
-from ops import metrics
-from ops.logs import set_log_context
 
 logger = logging.getLogger(__name__)
 
 
-class AiSessionConsumer(AppConsumer):
-    frame_types = frozenset({"chat_message", "stop_generation"})
+class ConversationConsumer(AppConsumer):
+    """A member's socket on one conversation: its messages in and out, and the assistant's
+    replies as they stream (a member joining mid-reply gets the text so far, then the rest)."""
 
+    conversation: Conversation
+    # The conversation's room, once access is checked: until then a removal from any room
+    # closes the socket (it cannot yet tell whether the removal concerns it).
     room_id: UUID | None = None
 
     async def targets(self) -> list[str]:
-        self.session_id = UUID(str(self.scope["url_route"]["kwargs"]["session_id"]))
-        # Each socket runs in a task of its own, so this tags only its log lines.
-        set_log_context(session_id=self.session_id, user_id=self.user_id)
         # Deltas that arrive before the greeting are held, then sent after the snapshot.
         self._held: list[tuple[str, int, str]] = []
         self._snapshot: tuple[str, int] | None = None
         self._open = False
-        return [session_group(self.session_id)]
+        self.target_id = UUID(str(self.scope["url_route"]["kwargs"][self.url_kwarg]))
+        return [self.group_of(self.target_id)]
+
+    url_kwarg: str = ""
+
+    def group_of(self, target_id: UUID) -> str:
+        raise NotImplementedError
 
     async def authorize(self) -> None:
-        access = await db_async(selectors.session_socket_access)(
-            session_id=self.session_id, user=self.user
-        )
-        if not access.exists:
-            raise Refused(CLOSE_NOT_FOUND)
-        if not access.member:
-            raise Refused(CLOSE_FORBIDDEN)
-        if not access.active:
-            raise Refused(CLOSE_SESSION_ENDED)
+        access = await self.access()
+        if access.refusal is not None or access.room_id is None:
+            raise Refused(access.refusal or closecodes.NOT_FOUND)
         self.room_id = access.room_id
+        self.conversation = self.conversation_in(access.room_id)
+
+    async def access(self) -> SocketAccess:
+        raise NotImplementedError
+
+    def conversation_in(self, room_id: UUID) -> Conversation:
+        raise NotImplementedError
 
     async def on_open(self) -> None:
-        ai_debug("user %s joined AI session %s", self.user_id, self.session_id)
-        self.send_frame(frame(AiJoined(timestamp=timezone.now().isoformat())))
-        snapshot = await streams.snapshot_get(self.session_id)
+        self.greet()
+        snapshot = await streams.snapshot_get(self.conversation)
         if snapshot is not None:
             self._snapshot = (snapshot.stream_id, snapshot.index)
             self.send_frame(
@@ -78,6 +86,9 @@ class AiSessionConsumer(AppConsumer):
         for stream_id, index, text in self._held:
             self._deliver_delta(text, stream_id, index)
         self._held.clear()
+
+    def greet(self) -> None:
+        """The frames a socket gets first, once it is let in."""
 
     def deliver(self, text: str, meta: dict[str, Any] | None = None) -> None:
         if meta is None or "index" not in meta:
@@ -98,45 +109,72 @@ class AiSessionConsumer(AppConsumer):
         super().deliver(text)
 
     def control_applies(self, params: dict[str, Any]) -> bool:
+        # A removal from a room closes the member's sockets on the room and on its sessions.
         room = params.get("room_id")
         return super().control_applies(params) and (
             room is None or self.room_id is None or room == str(self.room_id)
         )
 
     async def handle_chat_message(self, frame_in: dict[str, Any]) -> None:
-        content, client_id = message_clean(
-            text=frame_in.get("message"), client_id=frame_in.get("client_id")
-        )
         try:
-            message, created, event = await db_async(services.ai_message_post)(
-                session_id=self.session_id,
+            posted = await db_async(services.message_post)(
+                conversation=self.conversation,
                 sender=self.user,
-                content=content,
-                client_id=client_id,
-                rate=settings.LLM_USER_RATE,
+                text=frame_in.get("message"),
+                client_id=frame_in.get("client_id"),
             )
-        except RateLimited as limited:
-            metrics.record_refusal("rate_limited")
-            self.send_frame(frame(AiError(code=limited.code, retry_after=limited.retry_after)))
-            return
-        except services.SessionInactive:
-            self.send_frame(frame(AiError(code=services.SessionInactive.code)))
-            self.close_later(CLOSE_SESSION_ENDED)
-            return
         except NotFound:
-            self.close_later(CLOSE_FORBIDDEN)
+            self.close_later(closecodes.FORBIDDEN)
             return
-        if event is not None:
-            try:
-                await apublish(event)
-            except Exception:
-                # Saved is saved (and its reply queued); members catch up from history.
-                logger.exception("Could not publish message %s", message.pk)
-        if created:
-            get_generator().kick(self.session_id)
-        else:
-            self.deliver(encode(chat_message_frames(message)[1]))
+        except SessionInactive as inactive:
+            self.send_error(inactive)
+            self.close_later(closecodes.SESSION_ENDED)
+            return
+        if posted.reply_queued:
+            get_generator().kick(self.conversation)
+        if not posted.created:
+            # A retry: its echo goes to this socket only, as the original's did.
+            self.send_frame(chat_message_frames(posted.message)[1])
 
     async def handle_stop_generation(self, frame_in: dict[str, Any]) -> None:
-        ai_debug("user %s asked to stop the reply in session %s", self.user_id, self.session_id)
-        await apublish(control_event(session_group(self.session_id), "stop"))
+        await db_async(services.reply_stop)(conversation=self.conversation, actor=self.user)
+
+
+class RoomChatConsumer(ConversationConsumer):
+    """/ws/chat/<room_uuid>/: a room's live chat (SPEC 4)."""
+
+    frame_types = frozenset({"chat_message"})
+    url_kwarg = "room_id"
+
+    def group_of(self, target_id: UUID) -> str:
+        return Conversation(room_id=target_id).group
+
+    async def access(self) -> SocketAccess:
+        return await db_async(room_socket_access)(room_id=self.target_id, user=self.user)
+
+    def conversation_in(self, room_id: UUID) -> Conversation:
+        return Conversation(room_id=room_id)
+
+
+class AiSessionConsumer(ConversationConsumer):
+    """/ws/llm/<session_id>/: the seed's AI session (SPEC 4): `ai_joined` on connect, messages
+    that ask the assistant, Stop."""
+
+    frame_types = frozenset({"chat_message", "stop_generation"})
+    ai_requests = True
+    url_kwarg = "session_id"
+
+    def group_of(self, target_id: UUID) -> str:
+        # Each socket runs in a task of its own, so this tags only its log lines.
+        set_log_context(session_id=target_id, user_id=self.user_id)
+        return session_group(target_id)
+
+    async def access(self) -> SocketAccess:
+        return await db_async(session_socket_access)(session_id=self.target_id, user=self.user)
+
+    def conversation_in(self, room_id: UUID) -> Conversation:
+        return Conversation(room_id=room_id, session_id=self.target_id)
+
+    def greet(self) -> None:
+        ai_debug("user %s joined AI session %s", self.user_id, self.target_id)
+        self.send_frame(frame(AiJoined(timestamp=timezone.now().isoformat())))

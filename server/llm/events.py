@@ -1,4 +1,5 @@
-"""Frames of the AI-session socket (SPEC 4.2, 4.3), one typed schema each."""
+"""Frames of the assistant (SPEC 4.2, 4.3), one typed schema each. `ai_error` is
+`core.errors.AiErrorFrame`, built from the error hierarchy."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pydantic import BaseModel
 from chat.events import MessageOut
 
 AI_JOINED_TEXT = "AI_Assistant가 대화에 참여했습니다."
-AI_ERROR_TEXT = "AI 응답 생성 중 오류가 발생했습니다."
 SESSION_ENDED_TEXT = "AI 세션이 종료되었습니다."
 
 
@@ -61,15 +61,6 @@ class AiStreamEnd(BaseModel):
     message_id: int | None
     finish_reason: Literal["stop", "length", "stopped", "error"]
     usage: UsageOut
-
-
-class AiError(BaseModel):
-    type: Literal["ai_error"] = "ai_error"
-    message: str = AI_ERROR_TEXT
-    code: str
-    detail: str | None = None
-    retry_after: int | None = None
-    resets_at: str | None = None
 
 
 class AiSessionEnded(BaseModel):

@@ -1,18 +1,19 @@
 """Generating replies: a task of the server process, not of the socket that asked.
 
-`kick(session_id)` makes sure this process drains the session's queue of pending replies.
-Draining holds the session's lock (`llm.streams.session_lock`), so replies of one session are
-generated one at a time and in message order even when members sit on different processes;
-whichever process holds the lock generates every pending reply, and a process that queued a
-reply waits for the lock, so none is left behind.
+`kick(conversation)` makes sure this process drains the conversation's queue of pending
+replies. Draining holds the conversation's lock (`llm.streams.conversation_lock`), so its
+replies are generated one at a time and in message order even when members sit on different
+processes; whichever process holds the lock generates every pending reply, and a process that
+queued a reply waits for the lock, so none is left behind.
 
-A reply streams through the channel layer to every member: `ai_thinking`, `ai_stream_start`,
-coalesced `ai_stream_delta`s (a token that arrives 50 ms or more after the last flush goes out
-at once, so the first token is not held back; tokens closer together are gathered for up to
-50 ms or 20 characters, so a fast model does not cost one layer message per token), then
-`ai_stream_end` and the final `chat_message` once the reply is saved. A `stop` control event
-on the session's group (from any member, on any process) ends the stream within one
-event-loop turn.
+This module orchestrates only: the database work of a reply is `llm.replies`, run in database
+threads between the awaits here. A reply streams through the channel layer to everyone in the
+conversation: `ai_thinking`, `ai_stream_start`, coalesced `ai_stream_delta`s (a token that
+arrives 50 ms or more after the last flush goes out at once, so the first token is not held
+back; tokens closer together are gathered for up to 50 ms or 20 characters, so a fast model
+does not cost one layer message per token), then `ai_stream_end` and the final `chat_message`
+once the reply is saved. A `stop` control event on the conversation's group (from any member,
+on any process) ends the stream within one event-loop turn.
 """
 
 from __future__ import annotations
@@ -24,83 +25,34 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
-from django.core.cache import cache
 from django.utils import timezone
 
+from chat.conversations import Conversation
 from core.db import db_async
+from core.errors import AppError, InternalError, ProviderError
 from core.events import apublish, frame_event
-from core.groups import session_group
 from core.hub import get_hub
-from llm import budgets, selectors, services, streams
+from llm import budgets, replies, selectors, streams
 from llm.events import AiStreamDelta, AiStreamStart, AiThinking, frame
 from llm.log import ai_debug, ai_error
 from llm.providers import PROVIDERS
-from llm.providers.base import Finished, ProviderError, TextDelta, Usage
+from llm.providers.base import Finished, TextDelta, Usage
+from llm.replies import ClaimedReply, ReplyRefused, ReplyStart
 
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.05
 FLUSH_CHARS = 20
 CHECKPOINT_SECONDS = 1.5
-# After the provider refuses the key, replies pause server-wide; one call a minute re-checks.
-AUTH_PAUSE_KEY = "llm:auth-paused"
-AUTH_PAUSE_SECONDS = 60
-
-
-PAUSED_DETAIL = (
-    "AI replies are paused: the provider refused the API key. "
-    "They resume within a minute of the key working again."
-)
-
-
-async def pause_for_auth() -> None:
-    await cache.aset(AUTH_PAUSE_KEY, 1, timeout=AUTH_PAUSE_SECONDS)
-
-
-@dataclass
-class ReplyStart:
-    """A claimed reply whose budget is reserved: it may call the provider."""
-
-    claim: services.ClaimedReply
-    reservation: budgets.Reservation
-
-
-@dataclass
-class ReplyRefused:
-    """A claimed reply that may not call the provider, and why (`ai_error`'s code)."""
-
-    claim: services.ClaimedReply
-    code: str
-    detail: str
-    resets_at: str | None = None
-
-
-def reply_start_next(*, session_id: UUID) -> ReplyStart | ReplyRefused | None:
-    """Claim the session's next pending reply, check that replies are not paused and reserve
-    its budget: one trip to a database thread (it was three, one of them to the sync thread,
-    and each waits for the event loop twice, which made a reply's start-up slow under load).
-    None when nothing is pending."""
-    claim = services.reply_claim_next(session_id=session_id)
-    if claim is None:
-        return None
-    if cache.get(AUTH_PAUSE_KEY) is not None:
-        return ReplyRefused(claim, "upstream_auth", PAUSED_DETAIL)
-    try:
-        reservation = budgets.budget_reserve(user_id=claim.user_id, request=claim.request)
-    except budgets.BudgetExceeded as exceeded:
-        resets_at = exceeded.resets_at.isoformat()
-        return ReplyRefused(claim, exceeded.code, exceeded.message, resets_at)
-    return ReplyStart(claim, reservation)
 
 
 @dataclass(eq=False)
 class ReplyRun:
-    """One reply being generated; also a hub subscriber of its session's group, to hear
-    `stop` (and deactivation) from any process."""
+    """One reply being generated; also a hub subscriber of its conversation's group, to hear
+    `stop` (and the end of the session) from any process."""
 
-    claim: services.ClaimedReply
+    claim: ClaimedReply
     user_id: int = 0  # never a sender: the hub's is_self variant never applies
     text: str = ""
     pending: list[str] = field(default_factory=list)
@@ -121,8 +73,8 @@ class ReplyRun:
             self.stop.set()
 
     @property
-    def group(self) -> str:
-        return session_group(self.claim.session_id)
+    def conversation(self) -> Conversation:
+        return self.claim.conversation
 
     async def flush(self) -> None:
         # Shielded: a flush cancelled half-way (the flusher and the pump are cancelled when a
@@ -142,11 +94,10 @@ class ReplyRun:
             stream_id = str(self.claim.stream_id)
             # The snapshot first: a socket that reads it has then seen every delta up to it.
             await streams.snapshot_set(
-                self.claim.session_id,
-                streams.Snapshot(stream_id, self.text, self.index, self.started),
+                self.conversation, streams.Snapshot(stream_id, self.text, self.index, self.started)
             )
             event = frame_event(
-                self.group,
+                self.conversation.group,
                 frame(AiStreamDelta(stream_id=stream_id, index=self.index, delta=delta)),
                 meta={"stream_id": stream_id, "index": self.index},
             )
@@ -159,77 +110,79 @@ class ReplyRun:
 class Generator:
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[None]] = set()
-        self.draining: dict[UUID, bool] = {}
-        self.runs: dict[UUID, ReplyRun] = {}
+        self.draining: dict[Conversation, bool] = {}
+        self.runs: dict[Conversation, ReplyRun] = {}
         # Set while the process shuts down: no new reply is started.
         self.stopping = False
 
-    def kick(self, session_id: UUID) -> None:
-        """Make sure this process generates the session's pending replies."""
-        if session_id in self.draining:
-            self.draining[session_id] = True  # look again before letting go
+    def kick(self, conversation: Conversation) -> None:
+        """Make sure this process generates the conversation's pending replies."""
+        if conversation in self.draining:
+            self.draining[conversation] = True  # look again before letting go
             return
-        self.draining[session_id] = False
-        task = asyncio.create_task(self._drain(session_id), name=f"drain-{session_id}")
+        self.draining[conversation] = False
+        task = asyncio.create_task(self._drain(conversation), name=f"drain-{conversation}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _drain(self, session_id: UUID) -> None:
+    async def _drain(self, conversation: Conversation) -> None:
         try:
             while True:
-                async with streams.session_lock(session_id):
+                async with streams.conversation_lock(conversation):
                     while not self.stopping:
-                        start = await db_async(reply_start_next)(session_id=session_id)
+                        start = await db_async(replies.reply_start_next)(conversation=conversation)
                         if start is None:
                             break
                         await self._generate(start)
-                if self.stopping or not self.draining.get(session_id):
+                if self.stopping or not self.draining.get(conversation):
                     break
-                self.draining[session_id] = False
+                self.draining[conversation] = False
         except Exception:
-            ai_error("generation loop of session %s failed", session_id)
-            logger.exception("Generation loop of session %s failed", session_id)
+            ai_error("generation loop of %s failed", conversation)
+            logger.exception("Generation loop of %s failed", conversation)
         finally:
-            self.draining.pop(session_id, None)
-
-    async def _refuse(
-        self, claim: services.ClaimedReply, code: str, detail: str, resets_at: str | None = None
-    ) -> None:
-        """End a reply before any provider call: the member's message stays, `ai_error` says why."""
-        await db_async(services.reply_finish)(
-            reply_id=claim.reply_id,
-            text="",
-            finish_reason="error",
-            usage=None,
-            error_code=code,
-            error_detail=detail,
-            resets_at=resets_at,
-            ttft_ms=None,
-            latency_ms=0,
-            provider=claim.provider,
-            called_provider=False,
-        )
+            self.draining.pop(conversation, None)
 
     async def _generate(self, start: ReplyStart | ReplyRefused) -> None:
         if isinstance(start, ReplyRefused):
-            await self._refuse(start.claim, start.code, start.detail, resets_at=start.resets_at)
+            # Refused before any provider call: the member's message stays, `ai_error` says why.
+            await db_async(replies.reply_finish)(
+                claim=start.claim,
+                text="",
+                finish_reason="error",
+                usage=None,
+                error=start.error,
+                ttft_ms=None,
+                latency_ms=0,
+                called_provider=False,
+            )
             return
-        claim, reservation = start.claim, start.reservation
+        usage: Usage | None = None
+        try:
+            usage = await self._stream(start.claim)
+        finally:
+            # Settled whatever happened on the way: a reservation left standing would count
+            # against the budget until its counter expired.
+            await db_async(budgets.budget_settle)(reservation=start.reservation, usage=usage)
+
+    async def _stream(self, claim: ClaimedReply) -> Usage | None:
+        """Stream one claimed reply to everyone and save it; the provider's usage, if any."""
         run = ReplyRun(claim=claim, started=timezone.now().isoformat())
         hub = get_hub()
-        await hub.join(run.group, run)
-        self.runs[claim.session_id] = run
+        group = claim.conversation.group
+        await hub.join(group, run)
+        self.runs[claim.conversation] = run
         t0 = time.monotonic()
-        error: ProviderError | None = None
+        error: AppError | None = None
         stopped = False
         try:
-            await apublish(frame_event(run.group, frame(AiThinking())))
+            await apublish(frame_event(group, frame(AiThinking())))
             await streams.snapshot_set(
-                claim.session_id, streams.Snapshot(str(claim.stream_id), "", 0, run.started)
+                claim.conversation, streams.Snapshot(str(claim.stream_id), "", 0, run.started)
             )
             await apublish(
                 frame_event(
-                    run.group,
+                    group,
                     frame(AiStreamStart(stream_id=str(claim.stream_id), timestamp=run.started)),
                 )
             )
@@ -252,18 +205,17 @@ class Generator:
                         except ProviderError as exc:
                             error = exc
             await run.flush()
-        except Exception as exc:
+        except Exception:
             logger.exception("Reply %s failed", claim.reply_id)
-            error = ProviderError("upstream_unavailable", f"Internal error: {type(exc).__name__}")
+            error = InternalError("The reply failed on this server; it has been logged.")
         finally:
-            self.runs.pop(claim.session_id, None)
-            await hub.leave(run.group, run)
+            self.runs.pop(claim.conversation, None)
+            await hub.leave(group, run)
             with contextlib.suppress(Exception):
-                await streams.snapshot_clear(claim.session_id)
+                await streams.snapshot_clear(claim.conversation)
         if error is not None and error.code == "upstream_auth":
-            await pause_for_auth()
-        usage = await self._finish(run, t0, error=error, stopped=stopped)
-        await db_async(budgets.budget_settle)(reservation=reservation, usage=usage)
+            await db_async(replies.replies_pause)()
+        return await self._finish(run, t0, error=error, stopped=stopped)
 
     async def _pump(self, run: ReplyRun, t0: float) -> None:
         provider = PROVIDERS[run.claim.provider]()
@@ -293,12 +245,10 @@ class Generator:
             await run.flush()
             if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
                 last_checkpoint = time.monotonic()
-                await db_async(services.reply_checkpoint)(
-                    reply_id=run.claim.reply_id, text=run.text
-                )
+                await db_async(replies.reply_checkpoint)(reply_id=run.claim.reply_id, text=run.text)
 
     async def _finish(
-        self, run: ReplyRun, t0: float, *, error: ProviderError | None, stopped: bool
+        self, run: ReplyRun, t0: float, *, error: AppError | None, stopped: bool
     ) -> Usage | None:
         usage: Usage | None = None
         if error is not None:
@@ -309,32 +259,30 @@ class Generator:
             finish_reason = run.finished.finish_reason
             usage = run.finished.usage
         ttft = round((run.first_token_at - t0) * 1000) if run.first_token_at else None
-        await db_async(services.reply_finish)(
-            reply_id=run.claim.reply_id,
+        await db_async(replies.reply_finish)(
+            claim=run.claim,
             text=run.text,
             finish_reason=finish_reason,
             usage=usage,
-            error_code=error.code if error else "",
-            error_detail=error.detail if error else "",
+            error=error,
             ttft_ms=ttft,
             latency_ms=round((time.monotonic() - t0) * 1000),
-            provider=run.claim.provider,
         )
         return usage
 
     async def resume(self) -> int:
         """Generate the replies a stopped or killed process left behind (at start-up).
 
-        Sessions with pending replies, or with one still marked as streaming, are drained as
-        usual: under the session lock, so a reply another live process is generating is left
-        to it, and one whose process died is closed as interrupted with its last checkpoint.
+        Conversations with pending replies, or with one still marked as streaming, are drained
+        as usual: under their lock, so a reply another live process is generating is left to
+        it, and one whose process died is closed as interrupted with its last checkpoint.
         """
-        session_ids = await db_async(selectors.sessions_with_unfinished_replies)()
-        for session_id in session_ids:
-            self.kick(session_id)
-        if session_ids:
-            ai_debug("resuming replies of %d session(s)", len(session_ids))
-        return len(session_ids)
+        conversations = await db_async(selectors.conversations_with_unfinished_replies)()
+        for conversation in conversations:
+            self.kick(conversation)
+        if conversations:
+            ai_debug("resuming replies of %d conversation(s)", len(conversations))
+        return len(conversations)
 
     async def shutdown(self, grace: float) -> None:
         """Let replies in flight finish for up to `grace` seconds, then stop the rest (their

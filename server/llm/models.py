@@ -41,7 +41,8 @@ class AiChatSession(models.Model):
 
 class AiReply(models.Model):
     """One reply of the assistant to one member's message: the queue entry, its progress and
-    its outcome. Replies of a session are generated one at a time, in id order."""
+    its outcome. Its conversation is its room's chat (`session` empty) or one AI session;
+    replies of a conversation are generated one at a time, in the order of their messages."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -52,7 +53,10 @@ class AiReply(models.Model):
         INTERRUPTED = "interrupted"
         CANCELLED = "cancelled"
 
-    session = models.ForeignKey(AiChatSession, on_delete=models.CASCADE, related_name="replies")
+    room = models.ForeignKey(ChatRoom, on_delete=models.CASCADE, related_name="ai_replies")
+    session = models.ForeignKey(
+        AiChatSession, on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
+    )
     trigger = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="ai_request")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -73,7 +77,14 @@ class AiReply(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["session", "status", "id"], name="llm_reply_queue")]
+        indexes = [
+            models.Index(fields=["session", "status", "id"], name="llm_reply_queue"),
+            models.Index(
+                fields=["room", "status", "id"],
+                condition=models.Q(session__isnull=True),
+                name="llm_reply_room_queue",
+            ),
+        ]
         verbose_name = "AI reply"
         verbose_name_plural = "AI replies"
 

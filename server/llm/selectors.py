@@ -1,4 +1,4 @@
-"""Reads of AI sessions and usage, with the one access check for a session."""
+"""Reads of AI sessions, their replies and what the provider calls used."""
 
 from __future__ import annotations
 
@@ -11,62 +11,15 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.models import User
-from chat.models import ChatRoom
-from chat.selectors import member_filter
-from core.errors import NotFound
+from chat.conversations import Conversation
+from llm.access import visible_sessions
 from llm.models import AiChatSession, AiReply, LlmUsage
-
-
-def session_visible_to(user: User) -> QuerySet[AiChatSession]:
-    rooms = ChatRoom.objects.filter(member_filter(user)).values("pk")
-    return AiChatSession.objects.filter(room__in=rooms)
-
-
-def access_session(*, session_id: UUID, user: User, staff_sees_all: bool = False) -> AiChatSession:
-    """The session, if `user` is a member of its room (or staff, where the caller allows it);
-    otherwise NotFound, exactly as for a session that does not exist."""
-    visible = (
-        AiChatSession.objects.all()
-        if staff_sees_all and user.is_staff
-        else session_visible_to(user)
-    )
-    session = (
-        visible.select_related("room", "room__owner", "created_by").filter(pk=session_id).first()
-    )
-    if session is None:
-        raise NotFound("No such AI session.")
-    return session
-
-
-def can_end_session(*, user: User, session: AiChatSession) -> bool:
-    """Whether `user` may end `session`: the room's owner, the session's creator, or staff
-    (the one statement of the rule: the API, the pages and the service all ask here)."""
-    if not session.is_active:
-        return False
-    return user.is_staff or user.pk in (session.room.owner_id, session.created_by_id)
-
-
-@dataclass(frozen=True)
-class SocketAccess:
-    exists: bool
-    member: bool
-    active: bool
-    room_id: UUID | None
-
-
-def session_socket_access(*, session_id: UUID, user: User) -> SocketAccess:
-    """What the socket handshake needs to pick its close code (SPEC 4)."""
-    row = AiChatSession.objects.filter(pk=session_id).values("room_id", "is_active").first()
-    if row is None:
-        return SocketAccess(False, False, False, None)
-    member = ChatRoom.objects.filter(member_filter(user), pk=row["room_id"]).exists()
-    return SocketAccess(True, member, bool(row["is_active"]), row["room_id"])
 
 
 def session_list(
     *, user: User, room_id: UUID | None = None, active: bool | None = None
 ) -> list[AiChatSession]:
-    qs = session_visible_to(user).select_related("room", "created_by")
+    qs = visible_sessions(user).select_related("room", "created_by")
     if room_id is not None:
         qs = qs.filter(room_id=room_id)
     if active is not None:
@@ -121,10 +74,6 @@ def usage_rows(
     return qs
 
 
-def reply_in_progress(*, session_id: UUID) -> AiReply | None:
-    return AiReply.objects.filter(session_id=session_id, status=AiReply.Status.STREAMING).first()
-
-
 GROUP_KEYS: dict[str, tuple[str, str | None]] = {
     "day": ("day", None),
     "model": ("model", None),
@@ -171,14 +120,14 @@ def usage_groups(rows: QuerySet[LlmUsage], *, group_by: str) -> list[UsageGroup]
     return out
 
 
-def sessions_with_unfinished_replies() -> list[UUID]:
-    """Active sessions with a reply queued or (as far as the database knows) being generated."""
-    return list(
-        AiReply.objects.filter(
-            status__in=(AiReply.Status.PENDING, AiReply.Status.STREAMING),
-            session__is_active=True,
-        )
+def conversations_with_unfinished_replies() -> list[Conversation]:
+    """Conversations with a reply queued or (as far as the database knows) being generated,
+    whose session, if any, is still active."""
+    rows = (
+        AiReply.objects.filter(status__in=(AiReply.Status.PENDING, AiReply.Status.STREAMING))
+        .exclude(session__is_active=False)
         .order_by()
-        .values_list("session_id", flat=True)
+        .values_list("room_id", "session_id")
         .distinct()
     )
+    return [Conversation(room_id=room_id, session_id=session_id) for room_id, session_id in rows]

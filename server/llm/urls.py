@@ -5,7 +5,7 @@ from __future__ import annotations
 from ninja import Router
 
 from core.api import errors, signed_in
-from llm import views
+from llm import schemas, views
 
 router = Router(tags=["llm"], auth=signed_in)
 
@@ -13,41 +13,41 @@ router.add_api_operation(
     "/start_session/",
     ["POST"],
     views.start_session,
-    response={201: views.StartSessionOut, **errors(401, 404, 415)},
+    response={201: schemas.StartSessionOut, **errors(401, 404, 415)},
     summary="Open an AI session in a room (members only)",
 )
 router.add_api_operation(
     "/sessions/",
     ["GET"],
     views.list_sessions,
-    response={200: views.SessionListOut, **errors(401)},
+    response={200: schemas.SessionListOut, **errors(401)},
     summary="AI sessions of my rooms, newest first",
 )
 router.add_api_operation(
     "/sessions/{uuid:session_id}/",
     ["GET"],
     views.get_session,
-    response={200: views.SessionDetailEnvelope, **errors(401, 404)},
+    response={200: schemas.SessionDetailEnvelope, **errors(401, 404)},
     summary="An AI session with its usage totals",
 )
 router.add_api_operation(
     "/sessions/{uuid:session_id}/messages/",
     ["GET"],
     views.session_messages,
-    response={200: views.SessionMessagesOut, **errors(401, 404)},
+    response={200: schemas.SessionMessagesOut, **errors(401, 404)},
     summary="Messages of an AI session, oldest first",
 )
 router.add_api_operation(
     "/sessions/{uuid:session_id}/deactivate/",
     ["POST"],
     views.deactivate_session,
-    response={200: views.SessionDetailEnvelope, **errors(401, 403, 404, 415)},
+    response={200: schemas.SessionDetailEnvelope, **errors(401, 403, 404, 415)},
     summary="End an AI session (room owner, session creator or staff)",
 )
 router.add_api_operation(
     "/usage/",
     ["GET"],
     views.usage,
-    response={200: views.UsageOut, **errors(401)},
+    response={200: schemas.UsageOut, **errors(401)},
     summary="Token usage and cost: your own, or everyone's for staff",
 )

@@ -1,128 +1,29 @@
-"""The AI-session API (SPEC 3.3). Paths are mapped in `llm/urls.py`."""
+"""The AI-session API (SPEC 3.3): one handler per endpoint. Paths are mapped in `llm/urls.py`,
+schemas are `llm/schemas.py`."""
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import Literal
 from uuid import UUID
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Field, Query, Schema, Status
-from pydantic import field_validator
+from ninja import Query, Status
 
 from accounts.models import User
 from chat.api import HistoryQuery
+from chat.conversations import Conversation
 from chat.events import message_out
-from chat.selectors import Page, message_page
+from chat.selectors import message_page
 from core.errors import ValidationFailed
 from llm import selectors, services
+from llm.access import access_session, can_end_session
 from llm.events import SessionMessageOut
 from llm.models import AiChatSession
+from llm.schemas import SESSION_CREATED_TEXT, SessionListQuery, StartSessionIn, UsageQuery
 from llm.selectors import Totals
 
-SESSION_CREATED_TEXT = "AI 세션이 생성되었습니다."
 
-
-# --- schemas -------------------------------------------------------------------------------
-class StartSessionIn(Schema):
-    room_uuid: UUID
-
-
-class StartSessionOut(Schema):
-    result: Literal["success"]
-    session_id: UUID
-    room_uuid: UUID
-    room_name: str
-    message: str
-
-
-class SessionOut(Schema):
-    session_id: UUID
-    room_uuid: UUID
-    room_name: str
-    created_at: dt.datetime
-    is_active: bool
-    created_by: str
-    can_end: bool = Field(
-        ..., description="Whether the caller may end this session (room owner, creator, staff)."
-    )
-
-
-class SessionListOut(Schema):
-    result: Literal["success"]
-    sessions: list[SessionOut]
-    total_count: int
-
-
-class TotalsOut(Schema):
-    requests: int
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    cost_usd: Decimal
-    unknown_usage_requests: int = Field(
-        ..., description="Calls whose provider reported no usage; their tokens are unknown, not 0."
-    )
-
-
-class SessionDetailOut(SessionOut):
-    model: str
-    deactivated_at: dt.datetime | None
-    deactivated_by: str | None
-    usage: TotalsOut
-
-
-class SessionDetailEnvelope(Schema):
-    result: Literal["success"]
-    session: SessionDetailOut
-
-
-class SessionMessagesOut(Schema):
-    result: Literal["success"]
-    messages: list[SessionMessageOut]
-    has_more: bool
-
-
-class SessionListQuery(Schema):
-    room_uuid: UUID | None = None
-    active: bool | None = None
-
-
-class UsageQuery(Schema):
-    since: dt.datetime | dt.date | None = Field(
-        None, description="Start (inclusive); default: the 1st of this month, UTC."
-    )
-    until: dt.datetime | dt.date | None = Field(None, description="End (exclusive); default: now.")
-    group_by: Literal["day", "model", "room", "user"] | None = None
-
-    @field_validator("since", "until", mode="before")
-    @classmethod
-    def _iso_only(cls, value: object) -> object:
-        # Pydantic reads a bare number as Unix time: `since=2024` would silently mean 1970.
-        try:
-            float(str(value))
-        except ValueError:
-            return value
-        raise ValueError("use an ISO 8601 date (2024-05-01) or date-time")
-
-
-class UsageGroupOut(TotalsOut):
-    key: str
-    label: str
-
-
-class UsageOut(Schema):
-    result: Literal["success"]
-    scope: Literal["own", "everyone"]
-    since: dt.datetime
-    until: dt.datetime
-    totals: TotalsOut
-    groups: list[UsageGroupOut]
-
-
-# --- views ---------------------------------------------------------------------------------
 def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
@@ -135,7 +36,7 @@ def session_out(session: AiChatSession, *, viewer: User) -> dict[str, object]:
         "created_at": session.created_at,
         "is_active": session.is_active,
         "created_by": session.created_by.username,
-        "can_end": selectors.can_end_session(user=viewer, session=session),
+        "can_end": can_end_session(user=viewer, session=session),
     }
 
 
@@ -189,17 +90,16 @@ def list_sessions(request: HttpRequest, query: Query[SessionListQuery]) -> dict[
 
 
 def get_session(request: HttpRequest, session_id: UUID) -> dict[str, object]:
-    session = selectors.access_session(session_id=session_id, user=_user(request))
+    session = access_session(session_id=session_id, user=_user(request))
     return session_detail(session, viewer=_user(request))
 
 
 def session_messages(
     request: HttpRequest, session_id: UUID, query: Query[HistoryQuery]
 ) -> dict[str, object]:
-    session = selectors.access_session(session_id=session_id, user=_user(request))
-    page: Page = message_page(
-        room_id=session.room_id,
-        session_id=session.pk,
+    session = access_session(session_id=session_id, user=_user(request))
+    page = message_page(
+        conversation=Conversation(room_id=session.room_id, session_id=session.pk),
         before=query.before,
         after=query.after,
         limit=query.limit,

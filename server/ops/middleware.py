@@ -26,9 +26,10 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from core import metrics
 from core.errors import STATUS_CODES
-from ops import metrics, views
-from ops.logs import reset_log_context, set_log_context
+from core.logs import reset_log_context, set_log_context
+from ops import views
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")

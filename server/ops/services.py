@@ -9,9 +9,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from accounts.models import User
+from chat.conversations import Conversation
 from chat.models import ChatRoom
-from chat.services import message_post, room_add_participant, room_create
+from chat.services import room_add_participant, room_create
 from core.errors import ValidationFailed
+from llm.services import message_post
 
 DEMO_USERNAMES = ("demo_alice", "demo_bob", "demo_carol")
 DEMO_ROOM_NAME = "Demo room"
@@ -61,8 +63,12 @@ def demo_data_ensure(*, password: str) -> DemoData:
             room_add_participant(room_id=room.pk, actor=owner, username=user.username)
     created = 0
     for sender, client_id, text in DEMO_MESSAGES:
-        _, new = message_post(
-            room_id=room.pk, sender=users[sender], content=text, client_id=client_id
+        posted = message_post(
+            conversation=Conversation(room_id=room.pk),
+            sender=users[sender],
+            text=text,
+            client_id=client_id,
+            rate_limited=False,
         )
-        created += int(new)
+        created += int(posted.created)
     return DemoData(users=users, room=room, messages_created=created)

@@ -17,9 +17,9 @@ import hmac
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from core import metrics as metrics_module
 from core.errors import AppError, Forbidden, MethodNotAllowed, NotAuthenticated
 from ops import health
-from ops import metrics as metrics_module
 
 READ_METHODS = ("GET", "HEAD")
 

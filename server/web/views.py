@@ -21,9 +21,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_safe
 
 from accounts.models import User
-from chat.selectors import access_room
+from chat.access import access_room
 from core.errors import NotFound
-from llm.selectors import access_session
+from llm.access import access_session
 
 P = ParamSpec("P")
 View = Callable[Concatenate[HttpRequest, P], HttpResponse]

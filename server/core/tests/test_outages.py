@@ -56,17 +56,17 @@ async def test_socket_gets_an_error_frame_and_stays_open(
     r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
     sock = await ws(f"/ws/llm/{r.json()['session_id']}/", alice)
     await sock.recv_type("ai_joined")
-    real = services.ai_message_post
+    real = services.message_post
 
     def down(**kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(services, "ai_message_post", down)
+    monkeypatch.setattr(services, "message_post", down)
     await sock.send_json_to({"type": "chat_message", "message": "lost?"})
     err = await sock.recv()
     assert err["type"] == "error"
     assert err["code"] == "service_unavailable"
-    monkeypatch.setattr(services, "ai_message_post", real)
+    monkeypatch.setattr(services, "message_post", real)
     await sock.send_json_to({"type": "chat_message", "message": "back"})
     assert (await sock.recv_type("chat_message"))["message"] == "back"
     await sock.recv_type("ai_stream_end")

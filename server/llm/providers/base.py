@@ -2,8 +2,8 @@
 
 `stream(request)` yields `TextDelta`s as the model writes, then one `Finished` carrying the
 finish reason and the provider's own usage figures (None when it sent none). Failures are
-raised as `ProviderError` with one of the codes of SPEC 4.2, so no SDK exception leaves a
-provider module.
+raised as `core.errors.ProviderError` with one of the codes of SPEC 4.2, so no SDK exception
+leaves a provider module.
 """
 
 from __future__ import annotations
@@ -49,16 +49,6 @@ class Finished:
 
 
 StreamEvent = TextDelta | Finished
-
-
-class ProviderError(Exception):
-    """A provider call failed; `code` is what the `ai_error` frame carries."""
-
-    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.status = status
 
 
 @dataclass(frozen=True)

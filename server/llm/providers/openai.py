@@ -11,11 +11,11 @@ from typing import Any
 import openai
 from django.conf import settings
 
+from core.errors import ProviderError
 from llm.providers.base import (
     ChatRequest,
     CheckResult,
     Finished,
-    ProviderError,
     StreamEvent,
     TextDelta,
     Usage,
@@ -41,9 +41,9 @@ def _client() -> openai.AsyncOpenAI:
 
 
 async def warm_up() -> None:
-    """Make this loop's client and load the SDK's chat modules, which it imports on first use:
-    without this the first reply after a start waited ~140 ms longer (the client's TLS context
-    and the lazily imported resources), and the replies queued behind it with it."""
+    """Make this loop's client and load the SDK's chat modules, which it imports on first use,
+    at start-up rather than inside the first reply (building the client's TLS context and
+    importing the lazily loaded resources would delay it, and every reply queued behind it)."""
     _client().chat.completions  # noqa: B018 - the attribute access is the import
 
 

@@ -28,13 +28,14 @@ def _leftovers(room, alice):
     first = Message.objects.create(room=room, ai_session=session, sender=alice, content="first")
     second = Message.objects.create(room=room, ai_session=session, sender=alice, content="second")
     streaming = AiReply.objects.create(
+        room=room,
         session=session,
         trigger=first,
         requested_by=alice,
         status="streaming",
         checkpoint="Half an ans",
     )
-    queued = AiReply.objects.create(session=session, trigger=second, requested_by=alice)
+    queued = AiReply.objects.create(room=room, session=session, trigger=second, requested_by=alice)
     return session, streaming, queued
 
 

@@ -13,9 +13,11 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from prometheus_client import REGISTRY
 
-from chat.services import message_post, room_create
-from core.ws import CLOSE_FORBIDDEN, AppConsumer, Refused
-from ops import metrics
+from chat.conversations import Conversation
+from chat.services import room_create
+from core import closecodes, metrics
+from core.ws import AppConsumer, Refused
+from llm.services import message_post
 
 pytestmark = pytest.mark.django_db
 
@@ -97,9 +99,10 @@ def test_room_messages_are_counted_once_committed(alice, django_capture_on_commi
     room = room_create(owner=alice, name="metrics")
     before = value("chat_messages_total", kind="room")
     with django_capture_on_commit_callbacks(execute=True):
-        message_post(room_id=room.pk, sender=alice, content="one", client_id="c1")
+        post = {"conversation": Conversation(room_id=room.pk), "sender": alice, "text": "one"}
+        message_post(**post, client_id="c1")
         # A retry of the same message is not a new message.
-        message_post(room_id=room.pk, sender=alice, content="one", client_id="c1")
+        message_post(**post, client_id="c1")
     assert value("chat_messages_total", kind="room") == before + 1
 
 
@@ -137,7 +140,7 @@ class ProbeConsumer(AppConsumer):
 
     async def authorize(self) -> None:
         if self.scope["path"].endswith("/refuse/"):
-            raise Refused(CLOSE_FORBIDDEN)
+            raise Refused(closecodes.FORBIDDEN)
 
     async def handle_ping(self, frame: dict[str, object]) -> None:
         self.send_frame({"type": "pong"})
@@ -183,8 +186,7 @@ async def test_server_closes_are_counted_by_code(alice, ws):
 # --- several worker processes -----------------------------------------------------------------
 WORKER = """
 import sys
-from core.ws import CLOSE_FORBIDDEN, AppConsumer, Refused
-from ops import metrics
+from core import metrics
 metrics.socket_opened("chat")
 metrics.record_message("room")
 metrics.observe_ttft("m", 0.3)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.logs import (
+from core.logs import (
     DropProbeAccessLines,
     JsonFormatter,
     PlainFormatter,

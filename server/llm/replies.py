@@ -1,0 +1,402 @@
+"""The assistant's replies in the database: queued, claimed, checkpointed, finished.
+
+Every state change of a reply is a function here, run in a database thread; `llm.generation`
+drives them from the event loop and streams in between. A reply belongs to a conversation (a
+room's chat or one AI session, `chat.conversations`) and is generated under that conversation's
+lock, one at a time, in the order of the messages they answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from uuid import UUID, uuid4
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import assistant_user
+from chat.conversations import Conversation
+from chat.events import chat_message_frames
+from chat.models import Message
+from core import metrics
+from core.errors import (
+    AiNotConfigured,
+    AppError,
+    BudgetExceeded,
+    ProviderError,
+    SessionInactive,
+    error_frame,
+)
+from core.events import frame_event, publish_on_commit
+from llm import budgets, prices
+from llm.events import AiStreamEnd, UsageOut
+from llm.log import ai_debug, ai_error, ai_success
+from llm.models import AiReply, LlmUsage
+from llm.providers import model_name, provider_name
+from llm.providers.base import ChatMessage, ChatRequest, Usage
+
+# After the provider refuses the key, replies pause server-wide; one call a minute re-checks.
+AUTH_PAUSE_KEY = "llm:auth-paused"
+AUTH_PAUSE_SECONDS = 60
+PAUSED_DETAIL = (
+    "AI replies are paused: the provider refused the API key. "
+    "They resume within a minute of the key working again."
+)
+
+
+def replies_pause() -> None:
+    """Pause every reply for a minute (the provider refused the key)."""
+    cache.set(AUTH_PAUSE_KEY, 1, timeout=AUTH_PAUSE_SECONDS)
+
+
+def reply_enqueue(*, conversation: Conversation, trigger: Message, requested_by: User) -> AiReply:
+    """Queue the assistant's reply to `trigger` (inside the caller's transaction)."""
+    return AiReply.objects.create(
+        room_id=conversation.room_id,
+        session_id=conversation.session_id,
+        trigger=trigger,
+        requested_by=requested_by,
+    )
+
+
+@dataclass(frozen=True)
+class ClaimedReply:
+    reply_id: int
+    stream_id: UUID
+    conversation: Conversation
+    user_id: int
+    provider: str
+    request: ChatRequest
+
+
+@dataclass(frozen=True)
+class ReplyStart:
+    """A claimed reply whose budget is reserved: it may call the provider."""
+
+    claim: ClaimedReply
+    reservation: budgets.Reservation
+
+
+@dataclass(frozen=True)
+class ReplyRefused:
+    """A claimed reply that may not call the provider, and why."""
+
+    claim: ClaimedReply
+    error: AppError
+
+
+def _queue(conversation: Conversation) -> dict[str, object]:
+    """The filter of a conversation's replies."""
+    if conversation.session_id is None:
+        return {"room_id": conversation.room_id, "session__isnull": True}
+    return {"session_id": conversation.session_id}
+
+
+def context_build(*, conversation: Conversation, trigger: Message) -> list[ChatMessage]:
+    """The persona, the last LLM_HISTORY_LIMIT messages of the conversation that came before
+    `trigger` (oldest first; the assistant's as `assistant`, people's as `user` prefixed with
+    who said it), then `trigger` itself. Nothing from other conversations.
+
+    "Before" is the order of the conversation as its questions were asked: a reply counts as
+    said right after the question it answers, so the reply to an earlier question that was
+    still queued when `trigger` arrived is in its context, and what was asked after `trigger`
+    is not (its answer is the same whenever it is generated)."""
+    anchor = Coalesce("ai_reply__trigger_id", "id")
+    earlier = list(
+        Message.objects.filter(room_id=conversation.room_id, ai_session_id=conversation.session_id)
+        .annotate(anchor=anchor)
+        .filter(anchor__lt=trigger.pk)
+        .select_related("sender")
+        .order_by("-anchor", "-id")[: settings.LLM_HISTORY_LIMIT]
+    )
+    earlier.reverse()
+    messages = [ChatMessage("system", settings.LLM_SYSTEM_PROMPT)]
+    for m in [*earlier, trigger]:
+        if m.sender.username == settings.AI_USERNAME:
+            messages.append(ChatMessage("assistant", m.content))
+        else:
+            messages.append(ChatMessage("user", f"{m.sender.username}: {m.content}"))
+    return messages
+
+
+def _end_user_id(user_id: int) -> str:
+    # The provider sees a stable, opaque id per user, never a name.
+    return hashlib.sha256(f"{settings.SECRET_KEY}:{user_id}".encode()).hexdigest()[:32]
+
+
+def reply_start_next(*, conversation: Conversation) -> ReplyStart | ReplyRefused | None:
+    """Claim the conversation's next pending reply, check that replies are not paused and
+    reserve its budget, in one trip to a database thread (each trip waits for the event loop
+    twice). None when nothing is pending."""
+    claim = reply_claim_next(conversation=conversation)
+    if claim is None:
+        return None
+    if cache.get(AUTH_PAUSE_KEY) is not None:
+        return ReplyRefused(claim, ProviderError("upstream_auth", PAUSED_DETAIL))
+    try:
+        reservation = budgets.budget_reserve(user_id=claim.user_id, request=claim.request)
+    except BudgetExceeded as exceeded:
+        return ReplyRefused(claim, exceeded)
+    return ReplyStart(claim, reservation)
+
+
+@transaction.atomic
+def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
+    """Take the conversation's oldest pending reply (the caller holds its lock).
+
+    A reply still marked as streaming belongs to a process that died mid-reply: it is closed
+    as interrupted first, keeping its last checkpoint.
+    """
+    for stale in AiReply.objects.select_for_update().filter(
+        status=AiReply.Status.STREAMING, **_queue(conversation)
+    ):
+        _reply_close(
+            reply=stale,
+            text=stale.checkpoint,
+            finish_reason="error",
+            status=AiReply.Status.INTERRUPTED,
+            error=None,
+            usage=None,
+            ttft_ms=None,
+            latency_ms=0,
+            provider="",
+            model=stale.session.model if stale.session else model_name(),
+        )
+    # Only the reply row is locked (`of`): locking the joined rows too made a claim skip a
+    # pending reply whenever its sender's row was locked by a claim in another conversation,
+    # and the reply was then never generated.
+    reply = (
+        AiReply.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(status=AiReply.Status.PENDING, **_queue(conversation))
+        .select_related("session", "trigger", "trigger__sender")
+        .order_by("trigger_id")
+        .first()
+    )
+    if reply is None:
+        return None
+    session = reply.session
+    provider = provider_name()
+    refusal: AppError | None = None
+    if session is not None and not session.is_active:
+        refusal = SessionInactive()
+    if refusal is not None or provider is None:
+        refusal = refusal or AiNotConfigured()
+        reply.status = AiReply.Status.CANCELLED
+        reply.error_code = refusal.code
+        reply.finished_at = timezone.now()
+        reply.save(update_fields=["status", "error_code", "finished_at"])
+        publish_on_commit(frame_event(conversation.group, error_frame(refusal)))
+        ai_error("reply %s not generated: %s", reply.pk, refusal.code)
+        return None
+    reply.status = AiReply.Status.STREAMING
+    reply.stream_id = uuid4()
+    reply.started_at = timezone.now()
+    reply.save(update_fields=["status", "stream_id", "started_at"])
+    request = ChatRequest(
+        model=session.model if session is not None else model_name(),
+        messages=context_build(conversation=conversation, trigger=reply.trigger),
+        max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
+        end_user=_end_user_id(reply.requested_by_id),
+    )
+    ai_debug(
+        "reply %s claimed in %s: %d context messages, model %s",
+        reply.pk,
+        conversation,
+        len(request.messages),
+        request.model,
+    )
+    return ClaimedReply(
+        reply_id=reply.pk,
+        stream_id=reply.stream_id,
+        conversation=conversation,
+        user_id=reply.requested_by_id,
+        provider=provider,
+        request=request,
+    )
+
+
+def reply_checkpoint(*, reply_id: int, text: str) -> None:
+    """Keep the text streamed so far, so a reply whose process dies keeps what it said."""
+    AiReply.objects.filter(pk=reply_id, status=AiReply.Status.STREAMING).update(checkpoint=text)
+
+
+STATUS_FOR_FINISH = {
+    "stop": AiReply.Status.DONE,
+    "length": AiReply.Status.DONE,
+    "stopped": AiReply.Status.STOPPED,
+    "error": AiReply.Status.FAILED,
+}
+
+
+@transaction.atomic
+def reply_finish(
+    *,
+    claim: ClaimedReply,
+    text: str,
+    finish_reason: str,
+    usage: Usage | None,
+    error: AppError | None = None,
+    ttft_ms: int | None,
+    latency_ms: int,
+    called_provider: bool = True,
+) -> Message | None:
+    """Save the reply once, complete (or as far as it got), with its usage; then announce
+    `ai_stream_end`, the final `chat_message` and, on failure, `ai_error`.
+
+    `called_provider=False`: the reply was refused before any call (budget, paused key): no
+    stream was started and no usage is recorded, only `ai_error` goes out."""
+    reply = (
+        AiReply.objects.select_for_update(of=("self",))
+        .select_related("session", "trigger")
+        .get(pk=claim.reply_id)
+    )
+    if reply.status != AiReply.Status.STREAMING:
+        # Already closed (e.g. as interrupted by another process after a lock expiry).
+        return None
+    return _reply_close(
+        reply=reply,
+        text=text,
+        finish_reason=finish_reason,
+        status=STATUS_FOR_FINISH[finish_reason],
+        error=error,
+        usage=usage,
+        ttft_ms=ttft_ms,
+        latency_ms=latency_ms,
+        provider=claim.provider,
+        model=claim.request.model,
+        called_provider=called_provider,
+    )
+
+
+def _reply_close(
+    *,
+    reply: AiReply,
+    text: str,
+    finish_reason: str,
+    status: str,
+    error: AppError | None,
+    usage: Usage | None,
+    ttft_ms: int | None,
+    latency_ms: int,
+    provider: str,
+    model: str,
+    called_provider: bool = True,
+) -> Message | None:
+    conversation = Conversation(room_id=reply.room_id, session_id=reply.session_id)
+    message = None
+    if text:
+        message = Message.objects.create(
+            room_id=reply.room_id,
+            ai_session_id=reply.session_id,
+            sender=assistant_user(),
+            content=text,
+        )
+        transaction.on_commit(partial(metrics.record_message, "ai_reply"))
+    interrupted = status == AiReply.Status.INTERRUPTED
+    reply.status = status
+    reply.finish_reason = "interrupted" if interrupted else finish_reason
+    reply.error_code = "interrupted" if interrupted else (error.code if error else "")
+    reply.reply = message
+    reply.finished_at = timezone.now()
+    reply.save(update_fields=["status", "finish_reason", "error_code", "reply", "finished_at"])
+    group = conversation.group
+    record = None
+    if called_provider:
+        record = usage_record(
+            reply=reply,
+            provider=provider,
+            model=model,
+            usage=usage,
+            ttft_ms=ttft_ms,
+            latency_ms=latency_ms,
+        )
+        end = AiStreamEnd(
+            stream_id=str(reply.stream_id),
+            message_id=message.pk if message else None,
+            finish_reason=finish_reason,  # type: ignore[arg-type]
+            usage=usage_out(record),
+        )
+        publish_on_commit(frame_event(group, end.model_dump()))
+        transaction.on_commit(partial(_observe, record=record, reply=reply, ttft_ms=ttft_ms))
+    if message is not None:
+        others, _ = chat_message_frames(message)
+        publish_on_commit(frame_event(group, {**others, "finish_reason": reply.finish_reason}))
+    if error is not None:
+        publish_on_commit(frame_event(group, error_frame(error)))
+        ai_error("reply %s in %s failed: %s", reply.pk, conversation, error.code)
+    else:
+        ai_success(
+            "reply %s in %s saved as message %s (%s, %s chars, %s tokens)",
+            reply.pk,
+            conversation,
+            message.pk if message else None,
+            reply.finish_reason,
+            len(text),
+            record.total_tokens if record and record.usage_known else "unknown",
+        )
+    return message
+
+
+def _observe(*, record: LlmUsage, reply: AiReply, ttft_ms: int | None) -> None:
+    """Prometheus figures of one provider call (after commit, so a rollback counts nothing)."""
+    model = record.model
+    outcome = reply.error_code or ("stopped" if reply.finish_reason == "stopped" else "ok")
+    metrics.record_ai_request(model, outcome)
+    metrics.add_tokens(model, record.prompt_tokens, record.completion_tokens)
+    metrics.add_cost(model, record.cost_usd)
+    if ttft_ms is not None:
+        metrics.observe_ttft(model, ttft_ms / 1000)
+    if reply.finished_at is not None:
+        # From the member's message to the saved reply, waiting in the queue included.
+        waited = reply.finished_at - reply.trigger.created_at
+        metrics.observe_reply_latency(model, waited.total_seconds())
+
+
+def usage_record(
+    *,
+    reply: AiReply,
+    provider: str,
+    model: str,
+    usage: Usage | None,
+    ttft_ms: int | None,
+    latency_ms: int,
+) -> LlmUsage:
+    """What one provider call used and cost (SPEC 7.4): the provider's own figures, or
+    unknown (NULL), never zero."""
+    cost: Decimal | None = None
+    if usage is not None:
+        cost = prices.cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
+    return LlmUsage.objects.create(
+        provider=provider or "unknown",
+        model=model,
+        user_id=reply.requested_by_id,
+        session_id=reply.session_id,
+        room_id=reply.room_id,
+        reply=reply,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        total_tokens=usage.total_tokens if usage else None,
+        usage_known=usage is not None,
+        cost_usd=cost,
+        time_to_first_token_ms=ttft_ms,
+        latency_ms=latency_ms,
+        finish_reason=reply.finish_reason,
+        error_code=reply.error_code,
+    )
+
+
+def usage_out(record: LlmUsage) -> UsageOut:
+    return UsageOut(
+        prompt_tokens=record.prompt_tokens,
+        completion_tokens=record.completion_tokens,
+        total_tokens=record.total_tokens,
+        cost_usd=str(record.cost_usd) if record.cost_usd is not None else None,
+        known=record.usage_known,
+    )
