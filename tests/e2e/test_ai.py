@@ -226,6 +226,49 @@ def test_rate_limit_says_when_to_send_again(
     assert ana.page.locator("#messages li.msg", has_text="one too many").count() == 0
 
 
+def test_ending_a_session_is_offered_to_who_may_end_it(person: Callable[..., Person]) -> None:
+    ana = person("ana")  # owns the room
+    ben = person("ben")  # starts the session
+    cai = person("cai")  # only a member
+    room = room_with(ana, ben, cai)
+    start = {"room_uuid": room["id"]}
+    session_id = ben.api("POST", "/api/llm/start_session/", start)["session_id"]
+    other_id = ben.api("POST", "/api/llm/start_session/", start)["session_id"]
+
+    # The room's list offers End to the owner, and nothing to a plain member.
+    for who, buttons in ((ana, 1), (cai, 0)):
+        who.open_chat(f"/rooms/{room['id']}/")
+        item = who.page.locator(f'#sessions li[data-session-id="{other_id}"]')
+        item.wait_for()
+        assert item.locator("button").count() == buttons, who.username
+    end = ana.page.locator(f'#sessions li[data-session-id="{other_id}"] button')
+    end.click()
+    assert end.inner_text() == "종료할까요?"
+    end.click()
+    ana.page.locator(f'#sessions li.ended[data-session-id="{other_id}"]').wait_for()
+    assert ana.page.locator(f'#sessions li[data-session-id="{other_id}"] button').count() == 0
+
+    # On the session page its starter sees "End this session"; a plain member does not.
+    for who in (ben, cai):
+        who.open_chat(f"/ai/{session_id}/")
+        who.page.locator("#session-facts dt").first.wait_for()
+    assert ben.page.is_visible("#end-session")
+    assert cai.page.is_hidden("#end-session")
+    ben.page.click("#end-session")
+    assert ben.page.inner_text("#end-session") == "한 번 더 누르면 모두에게 세션이 종료됩니다"
+    ben.page.click("#end-session")
+
+    # Both pages learn that it ended: the composer locks and says why.
+    for who in (ben, cai):
+        who.page.locator('#notices .notice[data-key="ended"]').wait_for()
+        who.page.wait_for_selector("#message-input:disabled")
+        placeholder = who.page.get_attribute("#message-input", "placeholder")
+        assert placeholder == "이 세션은 종료되었습니다."
+        assert who.errors == []
+    ben.page.wait_for_selector("#end-session", state="hidden")
+    assert ben.page.inner_text("#session-state") == "종료됨"
+
+
 def test_usage_page_draws_the_charts(person: Callable[..., Person], upstream: FakeOpenAI) -> None:
     # The staff account signs in through the sign-in page.
     staff = person(signed_up=False, username=STAFF_USERNAME)

@@ -164,7 +164,6 @@ async function refreshRoom() {
   try {
     room = (await api(`/api/chat/rooms/${roomId}/`)).room;
     renderPeople();
-    renderSessions();
   } catch (err) {
     if (err.status === 404) onFinal(CLOSE.FORBIDDEN);
   }
@@ -194,8 +193,7 @@ let sessions = null;
 let sessionsError = null;
 
 function sessionItem(session) {
-  const canEnd = session.is_active && (data.user.is_staff || (room && (room.is_owner || session.created_by === me)));
-  const end = canEnd
+  const end = session.can_end
     ? confirmButton(gettext("End"), gettext("End it?"), async () => {
         try {
           await api(`/api/llm/sessions/${session.session_id}/deactivate/`, { method: "POST" });

@@ -17,7 +17,6 @@ const thinkingEl = $("#thinking");
 const stopButton = $("#stop-button");
 const tail = $("#tail");
 let session = null;
-let room = null;
 let ended = false;
 
 const conversation = new Conversation({
@@ -220,7 +219,10 @@ function endSession() {
   clearStreams();
   composer.setEnabled(false, gettext("This session has ended."));
   notices.show(sentence("session_inactive"), { kind: "info", key: "ended" });
-  if (session) session.is_active = false;
+  if (session) {
+    session.is_active = false;
+    session.can_end = false;
+  }
   renderSession();
   socket.stop();
 }
@@ -309,8 +311,7 @@ function renderSession() {
     ...fact(gettext("Tokens"), String(usage.total_tokens ?? 0)),
     ...fact(gettext("Cost"), formatCost(usage.cost_usd ?? 0)),
   );
-  const canEnd = session.is_active && (data.user.is_staff || session.created_by === me || (room && room.is_owner));
-  $("#end-session").hidden = !canEnd;
+  $("#end-session").hidden = !session.can_end;
 }
 
 async function loadSession() {
@@ -321,13 +322,6 @@ async function loadSession() {
     if (err.status === 404) onFinal(CLOSE.NOT_FOUND);
     else notices.show(sentence(err.code, { message: err.message }), { key: "session" });
     return false;
-  }
-  if (!room) {
-    try {
-      room = (await api(`/api/chat/rooms/${session.room_uuid}/`)).room;
-    } catch {
-      room = null;
-    }
   }
   renderSession();
   return true;
