@@ -10,6 +10,7 @@ from typing import Any
 
 from .conftest import Person
 from .live import LLM_USER_RATE, PASSWORD, STAFF_USERNAME
+from .proxy import CuttableProxy
 from .upstream import FakeOpenAI, Reply, split_words
 
 STREAMED = (
@@ -149,6 +150,40 @@ def test_stop_ends_the_reply_and_the_provider_call(
     stored = ai_reply(ana.page)
     assert stored.locator(".body").inner_text() == text
     assert stored.locator(".finish").count() == 1
+
+
+def test_a_reply_being_written_comes_back_after_a_dropped_socket(
+    person: Callable[..., Person], upstream: FakeOpenAI, proxy: CuttableProxy
+) -> None:
+    ana = person("ana", base_url=proxy.base_url)
+    start_session(ana, room_with(ana))
+    words = [f"word{n} " for n in range(300)]
+    upstream.on("resume-me", Reply(chunks=words, delay=0.05))
+    send(ana, "resume-me please")
+    bubble = ana.page.locator("#tail li.msg.ai.streaming")
+    bubble.locator(".body", has_text="word5").wait_for()
+
+    proxy.cut()
+    ana.page.wait_for_selector('#conn-status[data-state="waiting"]')
+    proxy.restore()
+    ana.page.wait_for_selector('#conn-status[data-state="open"]', timeout=30_000)
+    # The page that came back gets the reply so far in one piece, then the rest as it comes.
+    bubble.locator(".body", has_text="word0 word1 word2").wait_for()
+    shown = int(re.findall(r"word(\d+)", bubble.locator(".body").inner_text())[-1])
+    bubble.locator(".body", has_text=f"word{shown + 3}").wait_for()
+    assert ana.page.locator("#tail li.msg.ai").count() == 1
+
+    ana.page.click("#stop-button")
+    reply = ai_reply(ana.page)
+    reply.locator(".finish").wait_for()
+    ana.page.wait_for_selector("#stop-button", state="hidden")
+    text = reply.locator(".body").inner_text().split()
+    assert text == [f"word{n}" for n in range(len(text))], "words lost or repeated"
+    assert len(text) < len(words)
+    assert ana.page.locator("#tail li").count() == 0
+    assert ana.page.locator("#messages li.msg.ai").count() == 1
+    assert proxy.connections >= 2
+    assert ana.errors == []
 
 
 def test_payloads_from_people_and_the_model_stay_inert(
