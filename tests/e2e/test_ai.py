@@ -10,6 +10,7 @@ from typing import Any
 
 from .conftest import Person
 from .live import LLM_USER_RATE, PASSWORD, STAFF_USERNAME
+from .proxy import CuttableProxy
 from .upstream import FakeOpenAI, Reply, split_words
 
 STREAMED = (
@@ -151,6 +152,40 @@ def test_stop_ends_the_reply_and_the_provider_call(
     assert stored.locator(".finish").count() == 1
 
 
+def test_a_reply_being_written_comes_back_after_a_dropped_socket(
+    person: Callable[..., Person], upstream: FakeOpenAI, proxy: CuttableProxy
+) -> None:
+    ana = person("ana", base_url=proxy.base_url)
+    start_session(ana, room_with(ana))
+    words = [f"word{n} " for n in range(300)]
+    upstream.on("resume-me", Reply(chunks=words, delay=0.05))
+    send(ana, "resume-me please")
+    bubble = ana.page.locator("#tail li.msg.ai.streaming")
+    bubble.locator(".body", has_text="word5").wait_for()
+
+    proxy.cut()
+    ana.page.wait_for_selector('#conn-status[data-state="waiting"]')
+    proxy.restore()
+    ana.page.wait_for_selector('#conn-status[data-state="open"]', timeout=30_000)
+    # The page that came back gets the reply so far in one piece, then the rest as it comes.
+    bubble.locator(".body", has_text="word0 word1 word2").wait_for()
+    shown = int(re.findall(r"word(\d+)", bubble.locator(".body").inner_text())[-1])
+    bubble.locator(".body", has_text=f"word{shown + 3}").wait_for()
+    assert ana.page.locator("#tail li.msg.ai").count() == 1
+
+    ana.page.click("#stop-button")
+    reply = ai_reply(ana.page)
+    reply.locator(".finish").wait_for()
+    ana.page.wait_for_selector("#stop-button", state="hidden")
+    text = reply.locator(".body").inner_text().split()
+    assert text == [f"word{n}" for n in range(len(text))], "words lost or repeated"
+    assert len(text) < len(words)
+    assert ana.page.locator("#tail li").count() == 0
+    assert ana.page.locator("#messages li.msg.ai").count() == 1
+    assert proxy.connections >= 2
+    assert ana.errors == []
+
+
 def test_payloads_from_people_and_the_model_stay_inert(
     person: Callable[..., Person], upstream: FakeOpenAI
 ) -> None:
@@ -224,6 +259,49 @@ def test_rate_limit_says_when_to_send_again(
     later = int(re.search(r"(\d+)초 뒤에", notice.inner_text()).group(1))  # type: ignore[union-attr]
     assert later < first
     assert ana.page.locator("#messages li.msg", has_text="one too many").count() == 0
+
+
+def test_ending_a_session_is_offered_to_who_may_end_it(person: Callable[..., Person]) -> None:
+    ana = person("ana")  # owns the room
+    ben = person("ben")  # starts the session
+    cai = person("cai")  # only a member
+    room = room_with(ana, ben, cai)
+    start = {"room_uuid": room["id"]}
+    session_id = ben.api("POST", "/api/llm/start_session/", start)["session_id"]
+    other_id = ben.api("POST", "/api/llm/start_session/", start)["session_id"]
+
+    # The room's list offers End to the owner, and nothing to a plain member.
+    for who, buttons in ((ana, 1), (cai, 0)):
+        who.open_chat(f"/rooms/{room['id']}/")
+        item = who.page.locator(f'#sessions li[data-session-id="{other_id}"]')
+        item.wait_for()
+        assert item.locator("button").count() == buttons, who.username
+    end = ana.page.locator(f'#sessions li[data-session-id="{other_id}"] button')
+    end.click()
+    assert end.inner_text() == "종료할까요?"
+    end.click()
+    ana.page.locator(f'#sessions li.ended[data-session-id="{other_id}"]').wait_for()
+    assert ana.page.locator(f'#sessions li[data-session-id="{other_id}"] button').count() == 0
+
+    # On the session page its starter sees "End this session"; a plain member does not.
+    for who in (ben, cai):
+        who.open_chat(f"/ai/{session_id}/")
+        who.page.locator("#session-facts dt").first.wait_for()
+    assert ben.page.is_visible("#end-session")
+    assert cai.page.is_hidden("#end-session")
+    ben.page.click("#end-session")
+    assert ben.page.inner_text("#end-session") == "한 번 더 누르면 모두에게 세션이 종료됩니다"
+    ben.page.click("#end-session")
+
+    # Both pages learn that it ended: the composer locks and says why.
+    for who in (ben, cai):
+        who.page.locator('#notices .notice[data-key="ended"]').wait_for()
+        who.page.wait_for_selector("#message-input:disabled")
+        placeholder = who.page.get_attribute("#message-input", "placeholder")
+        assert placeholder == "이 세션은 종료되었습니다."
+        assert who.errors == []
+    ben.page.wait_for_selector("#end-session", state="hidden")
+    assert ben.page.inner_text("#session-state") == "종료됨"
 
 
 def test_usage_page_draws_the_charts(person: Callable[..., Person], upstream: FakeOpenAI) -> None:

@@ -1,49 +1,22 @@
-// The message list and the composer shared by room chat and AI sessions.
+// The live conversation of a page, room chat or an AI session: one controller for the message
+// list, the composer, the socket and what its state shows, the catch-up after a reconnect,
+// sends that are pending or refused, rate limits, and the closes that end it all.
 //
-// Messages are kept by `message_id` in id order, so a message that arrives twice (live, and
-// again in the history fetched after a reconnect) is shown once. A message being sent carries
-// a `client_id` and stays "pending" in the tail until the server's echo with that id arrives;
-// after a reconnect it is sent again with the same id, which the server stores only once.
-import { api } from "./api.js";
-import { h, newClientId } from "./dom.js";
+// It drives the markup of templates/web/_conversation.html (found by id). Frames from the
+// server go through a table of handlers by frame type: `on(type, handler)` adds a handler, and
+// every handler of a type runs, in the order they were added. Error codes (`error` and
+// `ai_error` frames) and final close codes have a table each, where a page's handler takes the
+// place of the default: a notice for an error, a locked composer for a close.
+import { toSignIn } from "./api.js";
+import { $ } from "./dom.js";
+import { Composer } from "./composer.js";
 import { gettext, lang } from "./i18n.js";
+import { MessageList } from "./messages.js";
+import { Notices, sentence } from "./notices.js";
+import { CLOSE, LiveSocket } from "./socket.js";
 
-const timeFormat = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
-const dayTimeFormat = new Intl.DateTimeFormat(lang, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-const fullFormat = new Intl.DateTimeFormat(lang, { dateStyle: "full", timeStyle: "medium" });
-
-export function timeElement(iso) {
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return h("time", {}, "");
-  const today = new Date().toDateString() === date.toDateString();
-  return h("time", { datetime: iso, title: fullFormat.format(date) }, (today ? timeFormat : dayTimeFormat).format(date));
-}
-
-export function finishNote(reason) {
-  switch (reason) {
-    case "stopped":
-      return gettext("Stopped before the end.");
-    case "length":
-      return gettext("Cut short: the reply reached its length limit.");
-    case "error":
-      return gettext("Cut short by an error.");
-    case "interrupted":
-      return gettext("Interrupted: the server stopped while writing this reply.");
-    default:
-      return null;
-  }
-}
-
-const NEAR_BOTTOM_PX = 96;
-const CATCH_UP_PAGE = 200;
-const CATCH_UP_MAX_PAGES = 100;
-// The server allots a message's id before it commits it, so a message committed a moment
-// after a later one can carry the lower id, and a client that reconnected in between would
-// never fetch it by asking for what came after the last id it shows. Catching up from this
-// many messages back covers that race; upsert shows each message once.
-const CATCH_UP_OVERLAP = 20;
 // Codes that mean "this message was refused and not stored" (SPEC 4.1, 7.3).
-export const REFUSED_SEND_CODES = new Set([
+const REFUSED_SEND_CODES = new Set([
   "rate_limited",
   "empty_message",
   "message_too_long",
@@ -52,291 +25,174 @@ export const REFUSED_SEND_CODES = new Set([
   "session_inactive",
   "budget_exceeded",
 ]);
-// How long an echo may trail the refusal of a later message (the echo travels through the
-// channel layer, the refusal does not).
-const REFUSAL_GRACE_MS = 1500;
+// History that could not be fetched is asked for again after this long, while the socket is up.
+const SYNC_RETRY_MS = 2000;
 
-export class Conversation {
-  constructor({ list, tail, scroller, olderButton, historyPath, me, aiName, renderBody }) {
-    this.list = list;
-    this.tail = tail;
-    this.scroller = scroller;
-    this.olderButton = olderButton;
-    this.historyPath = historyPath;
-    this.me = me;
-    this.aiName = aiName;
-    this.renderBody = renderBody;
-    this.ids = [];
-    this.byId = new Map();
-    this.pending = new Map();
-    this.loaded = false;
-    this.onResend = () => {};
-    olderButton.addEventListener("click", () => this.loadOlder());
-  }
-
-  get lastId() {
-    return this.ids.length ? this.ids[this.ids.length - 1] : 0;
-  }
-
-  nearBottom() {
-    const s = this.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
-  }
-
-  scrollToBottom() {
-    this.scroller.scrollTop = this.scroller.scrollHeight;
-  }
-
-  // Keep the view at the bottom when it was there before a change.
-  stick(change) {
-    const stay = this.nearBottom();
-    const result = change();
-    if (stay) this.scrollToBottom();
-    return result;
-  }
-
-  element(msg) {
-    const isAi = Boolean(msg.is_ai) || msg.username === this.aiName;
-    const isSelf = !isAi && (Boolean(msg.is_self) || msg.username === this.me);
-    const body = h("div", { class: "body" }, this.renderBody(msg, isAi));
-    const note = finishNote(msg.finish_reason);
-    return h(
-      "li",
-      { class: `msg${isSelf ? " self" : ""}${isAi ? " ai" : ""}`, dataset: { messageId: msg.message_id } },
-      h("div", { class: "meta" }, h("span", { class: "author" }, msg.username), " ", timeElement(msg.timestamp)),
-      body,
-      note ? h("p", { class: "finish" }, note) : null,
-    );
-  }
-
-  // Add a stored message, or refresh it (an AI reply first shown from its stream).
-  upsert(msg) {
-    const id = Number(msg.message_id);
-    if (!Number.isInteger(id) || id <= 0) return null;
-    const existing = this.byId.get(id);
-    if (existing) {
-      if (existing.dataset.text !== msg.message || (msg.finish_reason || "") !== (existing.dataset.finish || "")) {
-        const fresh = this.element(msg);
-        fresh.dataset.text = msg.message;
-        fresh.dataset.finish = msg.finish_reason || "";
-        existing.replaceWith(fresh);
-        this.byId.set(id, fresh);
-      }
-      return this.byId.get(id);
-    }
-    const el = this.element(msg);
-    el.dataset.text = msg.message;
-    el.dataset.finish = msg.finish_reason || "";
-    // Insert in id order; live messages almost always go last, so search from the end.
-    let at = this.ids.length;
-    while (at > 0 && this.ids[at - 1] > id) at -= 1;
-    const before = at < this.ids.length ? this.byId.get(this.ids[at]) : null;
-    this.ids.splice(at, 0, id);
-    this.byId.set(id, el);
-    this.stick(() => this.list.insertBefore(el, before));
-    return el;
-  }
-
-  has(id) {
-    return this.byId.has(Number(id));
-  }
-
-  // --- sending ---------------------------------------------------------------------------
-
-  addPending(text) {
-    const clientId = newClientId();
-    const status = h("span", { class: "state" }, gettext("Sending…"));
-    const actions = h("span", { class: "actions" });
-    const el = h(
-      "li",
-      { class: "msg self pending", dataset: { clientId } },
-      h("div", { class: "meta" }, h("span", { class: "author" }, this.me), " ", status, actions),
-      h("div", { class: "body" }, this.renderBody({ message: text }, false)),
-    );
-    this.pending.set(clientId, { text, el, status, actions, sent: false, failed: false });
-    this.stick(() => this.tail.append(el));
-    this.scrollToBottom();
-    return clientId;
-  }
-
-  markSent(clientId) {
-    const entry = this.pending.get(clientId);
-    if (entry) entry.sent = true;
-  }
-
-  unsentOrUnconfirmed() {
-    return [...this.pending.entries()].filter(([, entry]) => !entry.failed).map(([clientId, entry]) => ({ clientId, text: entry.text }));
-  }
-
-  // The server's echo of one of ours: the pending copy gives way to the stored message.
-  confirm(frame) {
-    const entry = frame.client_id ? this.pending.get(frame.client_id) : null;
-    if (entry) {
-      entry.el.remove();
-      this.pending.delete(frame.client_id);
-    }
-    this.upsert(frame);
-  }
-
-  // Called when the server refused a message: the pending ones sent before the refusal and
-  // still unconfirmed after a grace period were refused (an echo can trail the refusal).
-  refused(code) {
-    const suspects = [...this.pending.entries()].filter(([, e]) => e.sent && !e.failed).map(([id]) => id);
-    setTimeout(() => {
-      for (const clientId of suspects) this.fail(clientId, code);
-    }, REFUSAL_GRACE_MS);
-  }
-
-  fail(clientId, code) {
-    const entry = this.pending.get(clientId);
-    if (!entry || entry.failed) return;
-    entry.failed = true;
-    entry.sent = false;
-    entry.el.classList.add("failed");
-    entry.status.textContent = code === "rate_limited" ? gettext("Not sent: too many messages.") : gettext("Not sent.");
-    const retry = h("button", { type: "button", class: "quiet" }, gettext("Send again"));
-    const discard = h("button", { type: "button", class: "quiet" }, gettext("Discard"));
-    retry.addEventListener("click", () => {
-      entry.failed = false;
-      entry.el.classList.remove("failed");
-      entry.status.textContent = gettext("Sending…");
-      entry.actions.replaceChildren();
-      this.onResend(clientId, entry.text);
-    });
-    discard.addEventListener("click", () => {
-      entry.el.remove();
-      this.pending.delete(clientId);
-    });
-    entry.actions.replaceChildren(retry, discard);
-  }
-
-  // --- history ---------------------------------------------------------------------------
-
-  async loadLatest() {
-    const data = await api(this.historyPath);
-    for (const msg of data.messages) this.upsert(msg);
-    this.olderButton.hidden = !data.has_more;
-    this.loaded = true;
-    this.scrollToBottom();
-  }
-
-  async loadOlder() {
-    if (!this.ids.length) return;
-    this.olderButton.disabled = true;
-    try {
-      const data = await api(this.historyPath, { query: { before: this.ids[0] } });
-      const height = this.scroller.scrollHeight;
-      const top = this.scroller.scrollTop;
-      for (const msg of data.messages) this.upsert(msg);
-      this.scroller.scrollTop = top + (this.scroller.scrollHeight - height);
-      this.olderButton.hidden = !data.has_more;
-    } finally {
-      this.olderButton.disabled = false;
-    }
-  }
-
-  // After a reconnect: everything stored after the last messages shown, page by page.
-  async catchUp() {
-    let after = this.ids.length ? this.ids[Math.max(0, this.ids.length - 1 - CATCH_UP_OVERLAP)] : 0;
-    for (let page = 0; page < CATCH_UP_MAX_PAGES; page += 1) {
-      const data = await api(this.historyPath, { query: { after, limit: CATCH_UP_PAGE } });
-      for (const msg of data.messages) this.upsert(msg);
-      if (!data.has_more || !data.messages.length) return;
-      after = data.messages[data.messages.length - 1].message_id;
-    }
-  }
-
-  async sync() {
-    if (this.loaded) await this.catchUp();
-    else await this.loadLatest();
-  }
-}
-
-export class Composer {
-  constructor({ form, input, sendButton, counter, max, onSend }) {
-    this.form = form;
-    this.input = input;
-    this.sendButton = sendButton;
-    this.counter = counter;
-    this.max = max;
-    this.onSend = onSend;
-    this.enabled = true;
-    this.holdTimer = null;
-    this.holdUntil = 0;
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      this.submit();
-    });
-    input.addEventListener("keydown", (event) => {
-      // Enter while an IME is composing (Korean, Japanese...) confirms the syllable, not the message.
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
-        event.preventDefault();
-        this.submit();
-      }
-    });
-    input.addEventListener("input", () => this.refresh());
-    this.refresh();
-  }
-
-  submit() {
-    const text = this.input.value.trim();
-    if (!text || !this.canSend()) return;
-    if (text.length > this.max) {
-      this.refresh();
-      return;
-    }
-    this.onSend(text);
-    this.input.value = "";
-    this.refresh();
-    this.input.focus();
-  }
-
-  canSend() {
-    return this.enabled && Date.now() >= this.holdUntil;
-  }
-
-  setEnabled(enabled, placeholder) {
-    this.enabled = enabled;
-    this.input.disabled = !enabled;
-    if (placeholder) this.input.placeholder = placeholder;
-    this.refresh();
-  }
-
-  // Hold sending for `seconds` (a rate limit's retry_after).
-  hold(seconds) {
-    this.holdUntil = Date.now() + seconds * 1000;
-    clearTimeout(this.holdTimer);
-    this.holdTimer = setTimeout(() => this.refresh(), seconds * 1000 + 50);
-    this.refresh();
-  }
-
-  refresh() {
-    const length = this.input.value.trim().length;
-    this.input.style.height = "auto";
-    this.input.style.height = `${Math.min(this.input.scrollHeight, 200)}px`;
-    const over = length > this.max;
-    this.sendButton.disabled = !this.canSend() || length === 0 || over;
-    this.input.setAttribute("aria-invalid", String(over));
-    if (length > this.max * 0.8) {
-      this.counter.textContent = gettext("%(used)s / %(max)s characters", { used: length, max: this.max });
-      this.counter.classList.toggle("over", over);
-    } else {
-      this.counter.textContent = "";
-    }
-  }
-}
+const STATE_LABELS = new Map([
+  ["open", gettext("Connected")],
+  ["connecting", gettext("Connecting…")],
+  ["reconnecting", gettext("Reconnecting…")],
+]);
 
 export function connectionLabel(state, delay) {
-  switch (state) {
-    case "open":
-      return gettext("Connected");
-    case "connecting":
-      return gettext("Connecting…");
-    case "reconnecting":
-      return gettext("Reconnecting…");
-    case "waiting":
-      return gettext("Connection lost. Retrying in %(seconds)s s…", { seconds: Math.max(1, Math.round(delay / 1000)) });
-    default:
-      return gettext("Disconnected");
+  if (state === "waiting") return gettext("Connection lost. Retrying in %(seconds)s s…", { seconds: Math.max(1, Math.round(delay / 1000)) });
+  return STATE_LABELS.get(state) ?? gettext("Disconnected");
+}
+
+export class LiveConversation {
+  // `goneText` is what the page says when its room or session does not exist (close 4404).
+  constructor({ data, socketPath, historyPath, renderBody, goneText }) {
+    this.me = data.user.username;
+    this.aiName = data.ai_username;
+    this.maxChars = data.max_message_chars;
+    this.goneText = goneText;
+    this.closed = false;
+    this.frameHandlers = new Map();
+    this.errorHandlers = new Map();
+    this.closeHandlers = new Map();
+    this.openHooks = [];
+    this.notices = new Notices($("#notices"));
+    this.status = $("#conn-status");
+    this.list = new MessageList({
+      list: $("#messages"),
+      tail: $("#tail"),
+      scroller: $("#scroller"),
+      olderButton: $("#load-older"),
+      historyPath,
+      me: this.me,
+      aiName: this.aiName,
+      renderBody,
+      onResend: (clientId, text) => this.transmit(clientId, text),
+    });
+    this.composer = new Composer({
+      form: $("#composer"),
+      input: $("#message-input"),
+      sendButton: $("#send-button"),
+      counter: $("#char-counter"),
+      max: this.maxChars,
+      onSend: (text) => this.transmit(this.list.addPending(text), text),
+    });
+    this.socket = new LiveSocket(socketPath, {
+      onFrame: (frame) => this.dispatch(frame),
+      onOpen: (reconnect) => {
+        for (const hook of this.openHooks) hook(reconnect);
+        this.syncAndFlush();
+      },
+      onGap: () => this.syncAndFlush(),
+      onFinal: (code) => this.final(code),
+      onState: (state, delay) => {
+        this.status.dataset.state = state;
+        this.status.textContent = connectionLabel(state, delay);
+      },
+    });
+    // The echo of one's own message and the messages of others alike.
+    this.on("chat_message", (frame) => this.list.confirm(frame));
+    this.on("error", (frame) => this.reportError(frame));
+    this.onError("rate_limited", (frame) => this.rateLimited(frame));
+    this.onClose(CLOSE.NOT_AUTHENTICATED, () => toSignIn());
+  }
+
+  // --- extending ---------------------------------------------------------------------------
+
+  on(type, handler) {
+    const handlers = this.frameHandlers.get(type);
+    if (handlers) handlers.push(handler);
+    else this.frameHandlers.set(type, [handler]);
+    return this;
+  }
+
+  onError(code, handler) {
+    this.errorHandlers.set(code, handler);
+    return this;
+  }
+
+  onClose(code, handler) {
+    this.closeHandlers.set(code, handler);
+    return this;
+  }
+
+  // `hook(reconnect)` runs each time the socket opens, before the history is caught up.
+  onOpen(hook) {
+    this.openHooks.push(hook);
+    return this;
+  }
+
+  // --- the socket --------------------------------------------------------------------------
+
+  start() {
+    this.socket.start();
+  }
+
+  stop() {
+    this.socket.stop();
+  }
+
+  send(frame) {
+    return this.socket.send(frame);
+  }
+
+  dispatch(frame) {
+    for (const handler of this.frameHandlers.get(frame.type) || []) handler(frame);
+  }
+
+  transmit(clientId, text) {
+    if (this.send({ type: "chat_message", message: text, client_id: clientId })) this.list.markSent(clientId);
+  }
+
+  // After a (re)connect or lost frames: fetch what was missed, then send what is still waiting.
+  async syncAndFlush() {
+    try {
+      await this.list.sync();
+    } catch (err) {
+      if (err.status === 404) return;
+      setTimeout(() => this.socket.isOpen && this.syncAndFlush(), SYNC_RETRY_MS);
+    } finally {
+      for (const { clientId, text } of this.list.unsentOrUnconfirmed()) this.transmit(clientId, text);
+    }
+  }
+
+  // --- errors and endings ------------------------------------------------------------------
+
+  reportError(frame) {
+    if (REFUSED_SEND_CODES.has(frame.code)) this.list.refused(frame.code);
+    const handler = this.errorHandlers.get(frame.code);
+    if (handler) handler(frame);
+    else this.explain(frame);
+  }
+
+  // The error as a notice that says what to do about it.
+  explain(frame) {
+    let text = sentence(frame.code, { message: frame.message, max: this.maxChars });
+    if (frame.code === "budget_exceeded" && frame.resets_at) {
+      const when = new Date(frame.resets_at);
+      if (!Number.isNaN(when.getTime())) text += ` ${gettext("It resets on %(when)s.", { when: when.toLocaleString(lang) })}`;
+    }
+    this.notices.show(text, { key: frame.code });
+  }
+
+  rateLimited(frame) {
+    if (!frame.retry_after) {
+      this.explain(frame);
+      return;
+    }
+    this.composer.hold(frame.retry_after);
+    this.notices.show(sentence("rate_limited"), { key: "rate", retryAfter: frame.retry_after });
+  }
+
+  // A close that means "stop trying", from the socket or learnt from the API.
+  final(code) {
+    const handler = this.closeHandlers.get(code);
+    if (handler) {
+      handler(code);
+      return;
+    }
+    this.lock(gettext("You can no longer send messages here."));
+    this.notices.show(code === CLOSE.NOT_FOUND ? this.goneText : gettext("You are no longer a member of this room. Go back to your rooms."), { key: "final" });
+  }
+
+  // Nothing more can be sent from this page; the composer says why.
+  lock(placeholder) {
+    this.closed = true;
+    this.composer.setEnabled(false, placeholder);
   }
 }

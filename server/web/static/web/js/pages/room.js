@@ -1,135 +1,36 @@
 // A room: its live chat, its members (the owner adds and removes them) and its AI sessions.
-import { api, toSignIn } from "../api.js";
+import { api } from "../api.js";
+import { confirmButton } from "../confirm.js";
+import { LiveConversation } from "../conversation.js";
 import { $, h, pageData } from "../dom.js";
 import { gettext } from "../i18n.js";
 import { renderPlain } from "../markdown.js";
-import { Notices, sentence } from "../notices.js";
-import { CLOSE, LiveSocket } from "../socket.js";
-import { Composer, Conversation, REFUSED_SEND_CODES, connectionLabel, timeElement } from "../conversation.js";
+import { timeElement } from "../messages.js";
+import { sentence } from "../notices.js";
+import { CLOSE } from "../socket.js";
 
 const data = pageData();
 const roomId = data.room_id;
 const me = data.user.username;
-const notices = new Notices($("#notices"));
-const status = $("#conn-status");
 let room = null;
 
-const conversation = new Conversation({
-  list: $("#messages"),
-  tail: $("#tail"),
-  scroller: $("#scroller"),
-  olderButton: $("#load-older"),
+const live = new LiveConversation({
+  data,
+  socketPath: `/ws/chat/${roomId}/`,
   historyPath: `/api/chat/rooms/${roomId}/messages/`,
-  me,
-  aiName: data.ai_username,
   renderBody: (msg) => renderPlain(msg.message),
+  goneText: gettext("This room no longer exists."),
 });
-
-const composer = new Composer({
-  form: $("#composer"),
-  input: $("#message-input"),
-  sendButton: $("#send-button"),
-  counter: $("#char-counter"),
-  max: data.max_message_chars,
-  onSend: (text) => transmit(conversation.addPending(text), text),
-});
-
-function transmit(clientId, text) {
-  if (socket.send({ type: "chat_message", message: text, client_id: clientId })) conversation.markSent(clientId);
-}
-conversation.onResend = transmit;
-
-async function syncAndFlush() {
-  try {
-    await conversation.sync();
-  } catch (err) {
-    if (err.status === 404) return;
-    // History could not be fetched; try again while the socket stays up.
-    setTimeout(() => socket.isOpen && syncAndFlush(), 2000);
-  } finally {
-    for (const { clientId, text } of conversation.unsentOrUnconfirmed()) transmit(clientId, text);
+const notices = live.notices;
+// Members and sessions may have changed while the socket was down.
+live.onOpen((reconnect) => {
+  if (reconnect) {
+    refreshRoom();
+    loadSessions();
   }
-}
-
-function onFrame(frame) {
-  switch (frame.type) {
-    case "chat_message":
-      if (frame.client_id) conversation.confirm(frame);
-      else conversation.upsert(frame);
-      break;
-    case "error":
-      if (REFUSED_SEND_CODES.has(frame.code)) conversation.refused(frame.code);
-      if (frame.code === "rate_limited" && frame.retry_after) {
-        composer.hold(frame.retry_after);
-        notices.show(sentence("rate_limited"), { key: "rate", retryAfter: frame.retry_after });
-      } else {
-        notices.show(sentence(frame.code, { message: frame.message, max: data.max_message_chars }));
-      }
-      break;
-    default:
-      break;
-  }
-}
-
-function onFinal(code) {
-  if (code === CLOSE.NOT_AUTHENTICATED) {
-    toSignIn();
-    return;
-  }
-  composer.setEnabled(false, gettext("You can no longer send messages here."));
-  notices.show(
-    code === CLOSE.NOT_FOUND ? gettext("This room no longer exists.") : gettext("You are no longer a member of this room. Go back to your rooms."),
-    { key: "final" },
-  );
-}
-
-const socket = new LiveSocket(`/ws/chat/${roomId}/`, {
-  onFrame,
-  onFinal,
-  onGap: () => syncAndFlush(),
-  onOpen: (reconnect) => {
-    syncAndFlush();
-    if (reconnect) {
-      refreshRoom();
-      loadSessions();
-    }
-  },
-  onState: (state, delay) => {
-    status.dataset.state = state;
-    status.textContent = connectionLabel(state, delay);
-  },
 });
 
 // --- members ---------------------------------------------------------------------------
-
-// A destructive button asks once more before acting, in place (no modal dialog).
-function confirmButton(label, confirmLabel, action) {
-  const button = h("button", { type: "button", class: "quiet small" }, label);
-  let armed = null;
-  button.addEventListener("click", async () => {
-    if (!armed) {
-      button.textContent = confirmLabel;
-      button.classList.add("armed");
-      armed = setTimeout(() => {
-        armed = null;
-        button.textContent = label;
-        button.classList.remove("armed");
-      }, 4000);
-      return;
-    }
-    clearTimeout(armed);
-    armed = null;
-    button.disabled = true;
-    try {
-      await action();
-    } finally {
-      button.disabled = false;
-      button.textContent = label;
-      button.classList.remove("armed");
-    }
-  });
-  return button;
-}
 
 async function removeMember(name) {
   try {
@@ -164,9 +65,8 @@ async function refreshRoom() {
   try {
     room = (await api(`/api/chat/rooms/${roomId}/`)).room;
     renderPeople();
-    renderSessions();
   } catch (err) {
-    if (err.status === 404) onFinal(CLOSE.FORBIDDEN);
+    if (err.status === 404) live.final(CLOSE.FORBIDDEN);
   }
 }
 
@@ -194,8 +94,7 @@ let sessions = null;
 let sessionsError = null;
 
 function sessionItem(session) {
-  const canEnd = session.is_active && (data.user.is_staff || (room && (room.is_owner || session.created_by === me)));
-  const end = canEnd
+  const end = session.can_end
     ? confirmButton(gettext("End"), gettext("End it?"), async () => {
         try {
           await api(`/api/llm/sessions/${session.session_id}/deactivate/`, { method: "POST" });
@@ -265,6 +164,6 @@ setInterval(() => {
   if (document.visibilityState === "visible") loadSessions();
 }, 30000);
 
-socket.start();
+live.start();
 refreshRoom();
 loadSessions();

@@ -3,7 +3,7 @@ import { api } from "../api.js";
 import { h } from "../dom.js";
 import { gettext, ngettext } from "../i18n.js";
 import { sentence } from "../notices.js";
-import { timeElement } from "../conversation.js";
+import { timeElement } from "../messages.js";
 
 const list = document.getElementById("room-list");
 const form = document.getElementById("create-room");

@@ -1,0 +1,72 @@
+// The box a message is written in: Enter sends, Shift+Enter starts a new line, the counter
+// appears near the limit, and a rate limit holds sending until its retry_after has passed.
+import { gettext } from "./i18n.js";
+
+export class Composer {
+  constructor({ form, input, sendButton, counter, max, onSend }) {
+    Object.assign(this, { input, sendButton, counter, max, onSend });
+    this.enabled = true;
+    this.holdTimer = null;
+    this.holdUntil = 0;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    input.addEventListener("keydown", (event) => {
+      // Enter while an IME is composing (Korean, Japanese...) confirms the syllable, not the message.
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        this.submit();
+      }
+    });
+    input.addEventListener("input", () => this.refresh());
+    this.refresh();
+  }
+
+  submit() {
+    const text = this.input.value.trim();
+    if (!text || !this.canSend()) return;
+    if (text.length > this.max) {
+      this.refresh();
+      return;
+    }
+    this.onSend(text);
+    this.input.value = "";
+    this.refresh();
+    this.input.focus();
+  }
+
+  canSend() {
+    return this.enabled && Date.now() >= this.holdUntil;
+  }
+
+  setEnabled(enabled, placeholder) {
+    this.enabled = enabled;
+    this.input.disabled = !enabled;
+    if (placeholder) this.input.placeholder = placeholder;
+    this.refresh();
+  }
+
+  // Hold sending for `seconds` (a rate limit's retry_after).
+  hold(seconds) {
+    this.holdUntil = Date.now() + seconds * 1000;
+    clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => this.refresh(), seconds * 1000 + 50);
+    this.refresh();
+  }
+
+  refresh() {
+    const length = this.input.value.trim().length;
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 200)}px`;
+    const over = length > this.max;
+    this.sendButton.disabled = !this.canSend() || length === 0 || over;
+    this.input.setAttribute("aria-invalid", String(over));
+    if (length > this.max * 0.8) {
+      this.counter.textContent = gettext("%(used)s / %(max)s characters", { used: length, max: this.max });
+      this.counter.classList.toggle("over", over);
+    } else {
+      this.counter.textContent = "";
+    }
+  }
+}
