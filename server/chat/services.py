@@ -183,35 +183,41 @@ _compiled: dict[str, tuple[str, list[Any]]] = {}
 _compile_lock = threading.Lock()
 
 
+def _compiled_exists(queryset: Any) -> tuple[str, list[Any]]:
+    """`EXISTS (<queryset>)` as SQL, its parameters' room and user marks turned into slots."""
+    sql, params = (
+        queryset.order_by().values("pk").query.get_compiler(connection=connection).as_sql()
+    )
+    room_marks = {_ROOM_MARK, ChatRoom._meta.pk.get_db_prep_value(_ROOM_MARK, connection)}
+    template = [_ROOM if p in room_marks else _USER if p == _USER_MARK else p for p in params]
+    return f"EXISTS ({sql})", template
+
+
 def _insert_sql() -> tuple[str, list[Any]]:
-    """INSERT ... SELECT <every column> WHERE EXISTS (<member_filter, compiled>) RETURNING id,
-    with the parameter template of the membership part, for this database vendor."""
+    """INSERT ... SELECT <every column> WHERE <the sender is a member of the room> AND <the
+    sender's account is active> RETURNING id, with the template of its parameters, for this
+    database vendor. Both conditions are the ORM's own queries, compiled: the membership rule
+    of `chat.access.member_filter`, and `is_active`, so a deactivated account whose socket is
+    still open cannot say anything in the moment before the socket closes."""
     vendor = connection.vendor
     cached = _compiled.get(vendor)
     if cached is not None:
         return cached
     with _compile_lock:
-        members = (
+        member, member_template = _compiled_exists(
             ChatRoom.objects.filter(member_filter(_USER_MARK), pk=_ROOM_MARK)
-            .order_by()
-            .values("pk")
         )
-        member_sql, member_params = members.query.get_compiler(connection=connection).as_sql()
-        room_marks = {
-            _ROOM_MARK,
-            ChatRoom._meta.pk.get_db_prep_value(_ROOM_MARK, connection),
-        }
-        template = [
-            _ROOM if p in room_marks else _USER if p == _USER_MARK else p for p in member_params
-        ]
-        if _ROOM not in template or _USER not in template:  # pragma: no cover - a guard
+        if _ROOM not in member_template or _USER not in member_template:  # pragma: no cover
             raise RuntimeError("The membership rule no longer names the room and the user.")
+        active, active_template = _compiled_exists(
+            User.objects.filter(pk=_USER_MARK, is_active=True)
+        )
         quote = connection.ops.quote_name
         columns = ", ".join(quote(f.column) for f in _columns())
         slots = ", ".join(["%s"] * len(_columns()))
         sql = (
             f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) "
-            f"SELECT {slots} WHERE EXISTS ({member_sql}) RETURNING {quote('id')}"
+            f"SELECT {slots} WHERE {member} AND {active} RETURNING {quote('id')}"
         )
-        _compiled[vendor] = (sql, template)
-    return sql, template
+        _compiled[vendor] = (sql, member_template + active_template)
+    return _compiled[vendor]

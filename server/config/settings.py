@@ -356,9 +356,12 @@ LOGGING = {
         "plain": {"()": "core.logs.PlainFormatter"},
         "json": {"()": "core.logs.JsonFormatter"},
     },
-    "filters": {"drop_probes": {"()": "core.logs.DropProbeAccessLines"}},
+    "filters": {
+        "drop_probes": {"()": "core.logs.DropProbeAccessLines"},
+        "client_errors": {"()": "core.logs.ClientProtocolErrorsAsWarnings"},
+    },
     "handlers": {
-        "console": _log_handler,
+        "console": {**_log_handler, "filters": ["client_errors"]},
         "access": {**_log_handler, "filters": ["drop_probes"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -31,6 +31,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from core.groups import user_group
+
 logger = logging.getLogger(__name__)
 
 FRAME = "hub.frame"
@@ -115,3 +117,9 @@ def collected() -> Iterator[list[dict[str, Any]]]:
         yield batch
     finally:
         _collecting.batch = outer
+
+
+def user_recheck(user_id: int) -> dict[str, Any]:
+    """The event asking every socket of a user, on every process, to check that the session
+    it was opened with still signs the user in, and to close (4401) if not."""
+    return control_event(user_group(user_id), "recheck")

@@ -128,3 +128,22 @@ class DropProbeAccessLines(logging.Filter):
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             return args[2].split("?", 1)[0] not in PROBE_PATHS
         return True
+
+
+# What uvicorn logs, with a traceback, about a client that broke the WebSocket protocol: the
+# connection is closed (1007) and nothing of ours failed.
+CLIENT_PROTOCOL_ERRORS = frozenset({"Invalid UTF-8 sequence received from client."})
+
+
+class ClientProtocolErrorsAsWarnings(logging.Filter):
+    """A client's malformed frame is one WARNING line without a traceback, not an ERROR: the
+    connection it came on is closed with it, so a connection logs it once at most, and no
+    client can fill the log with tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.error" and record.msg in CLIENT_PROTOCOL_ERRORS:
+            record.levelno = logging.WARNING
+            record.levelname = logging.getLevelName(logging.WARNING)
+            record.exc_info = None
+            record.exc_text = None
+        return True

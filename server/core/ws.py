@@ -15,13 +15,17 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib import auth
 
 from core import closecodes, metrics, sockets
+from core.db import db_async
 from core.errors import (
     AppError,
     InvalidJson,
@@ -92,6 +96,25 @@ class SocketGuard:
         await self.inner(scope, receive, send)
 
 
+def still_signed_in(*, session_key: str | None, user_id: int) -> bool:
+    """Whether the session `session_key` still signs in user `user_id`: it exists, the account
+    is active, and the password has not changed since (Django's session auth hash)."""
+    if not session_key:
+        return False
+    engine = import_module(settings.SESSION_ENGINE)
+    holder = SimpleNamespace(session=engine.SessionStore(session_key))
+    user = auth.get_user(holder)  # type: ignore[arg-type]
+    return bool(user.is_authenticated and user.pk == user_id)
+
+
+class NoSuchSocket:
+    """The route of every path no consumer serves: refused with 4404, as a room or session
+    that does not exist is (SPEC 4), without a traceback in the log."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await refuse(receive, send, closecodes.NOT_FOUND)
+
+
 class Refused(Exception):
     """Raised by `AppConsumer.authorize` to close the socket with `code`."""
 
@@ -150,6 +173,7 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self._registered = False
         self._accepted = False
         self._pending_close: int | None = None
+        self._rechecks: set[asyncio.Task[None]] = set()
         # The handshake completes only once the socket is subscribed and allowed in, so a
         # client that sends at once cannot miss the first replies; a refusal is accepted
         # and closed at once (see close), so that the client can read its code.
@@ -275,6 +299,23 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     def control(self, action: str, params: dict[str, Any]) -> None:
         if action == "close" and self.control_applies(params):
             self.close_later(int(params["code"]))
+        elif action == "recheck" and not self._closing:
+            # The user's account changed (core.events.user_recheck): this socket stays only if
+            # the session it was opened with still signs the user in.
+            task = asyncio.create_task(self._recheck())
+            self._rechecks.add(task)
+            task.add_done_callback(self._rechecks.discard)
+
+    async def _recheck(self) -> None:
+        session = self.scope.get("session")
+        key = getattr(session, "session_key", None)
+        try:
+            valid = await db_async(still_signed_in)(session_key=key, user_id=self.user_id)
+        except Exception:
+            logger.warning("Could not re-check the session of user %s", self.user_id, exc_info=True)
+            return
+        if not valid:
+            self.close_later(closecodes.NOT_AUTHENTICATED)
 
     def control_applies(self, params: dict[str, Any]) -> bool:
         """Whether a targeted control event (e.g. removal from one room) concerns this socket."""
@@ -298,8 +339,17 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 await self.base_send(
                     {"type": "websocket.send", "text": f'{{"seq":{seq},{item[1:]}'}
                 )
-            except Exception:
-                logger.debug("Send failed on a closing socket", exc_info=True)
+            except Exception as exc:
+                if self._closing or isinstance(exc, OSError):  # the client has gone
+                    logger.debug("Send failed on a closing socket", exc_info=True)
+                    return
+                # A frame this socket cannot carry: close it rather than leave it open and
+                # silent (its client reconnects and catches up from history).
+                logger.warning("Socket of user %s could not send a frame; closing it", self.user_id)
+                self._closing = True
+                await self._release()
+                with contextlib.suppress(Exception):
+                    await self.close(closecodes.INTERNAL_ERROR)
                 return
 
     # --- incoming ------------------------------------------------------------------------

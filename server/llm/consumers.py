@@ -20,7 +20,7 @@ from chat.conversations import Conversation
 from chat.events import chat_message_frames
 from core import closecodes
 from core.db import db_async
-from core.errors import NotFound, SessionInactive
+from core.errors import NotAuthenticated, NotFound, SessionInactive
 from core.groups import session_group
 from core.logs import set_log_context
 from core.ws import AppConsumer, Refused
@@ -125,6 +125,9 @@ class ConversationConsumer(AppConsumer):
             )
         except NotFound:
             self.close_later(closecodes.FORBIDDEN)
+            return
+        except NotAuthenticated:
+            self.close_later(closecodes.NOT_AUTHENTICATED)
             return
         except SessionInactive as inactive:
             self.send_error(inactive)

@@ -30,13 +30,13 @@ from django.utils import timezone
 
 from chat.conversations import Conversation
 from core.db import db_async
-from core.errors import AppError, InternalError, ProviderError
-from core.events import apublish, frame_event
+from core.errors import AppError, InternalError, ProviderError, app_error_for, error_frame
+from core.events import apublish, apublish_all, frame_event
 from core.hub import get_hub
 from llm import budgets, replies, selectors, streams
-from llm.events import AiStreamDelta, AiStreamStart, AiThinking, frame
+from llm.events import AiStreamDelta, AiStreamEnd, AiStreamStart, AiThinking, UsageOut, frame
 from llm.log import ai_debug, ai_error
-from llm.providers import PROVIDERS
+from llm.providers import stream_reply
 from llm.providers.base import Finished, TextDelta, Usage
 from llm.replies import ClaimedReply, ReplyRefused, ReplyStart
 
@@ -215,11 +215,36 @@ class Generator:
                 await streams.snapshot_clear(claim.conversation)
         if error is not None and error.code == "upstream_auth":
             await db_async(replies.replies_pause)()
-        return await self._finish(run, t0, error=error, stopped=stopped)
+        try:
+            return await self._finish(run, t0, error=error, stopped=stopped)
+        except Exception as exc:
+            # The reply could not be saved (the database is down, say): members still learn
+            # that the stream ended and why, rather than waiting on deltas that stopped. The
+            # reply stays marked as streaming, so the next process to drain this conversation
+            # closes it as interrupted with its last checkpoint.
+            failure = app_error_for(exc, where=f"saving reply {claim.reply_id}")
+            end = AiStreamEnd(
+                stream_id=str(claim.stream_id),
+                message_id=None,
+                finish_reason="error",
+                usage=UsageOut(
+                    prompt_tokens=None,
+                    completion_tokens=None,
+                    total_tokens=None,
+                    cost_usd=None,
+                    known=False,
+                ),
+            )
+            await apublish_all(
+                [
+                    frame_event(group, end.model_dump()),
+                    frame_event(group, error_frame(failure, ai=True)),
+                ]
+            )
+            return None
 
     async def _pump(self, run: ReplyRun, t0: float) -> None:
-        provider = PROVIDERS[run.claim.provider]()
-        async for event in provider.stream(run.claim.request):
+        async for event in stream_reply(run.claim.provider, run.claim.request):
             if isinstance(event, TextDelta):
                 if run.first_token_at is None:
                     run.first_token_at = time.monotonic()

@@ -192,7 +192,7 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
         reply.error_code = refusal.code
         reply.finished_at = timezone.now()
         reply.save(update_fields=["status", "error_code", "finished_at"])
-        publish_on_commit(frame_event(conversation.group, error_frame(refusal)))
+        publish_on_commit(frame_event(conversation.group, error_frame(refusal, ai=True)))
         ai_error("reply %s not generated: %s", reply.pk, refusal.code)
         return None
     reply.status = AiReply.Status.STREAMING
@@ -329,7 +329,7 @@ def _reply_close(
         others, _ = chat_message_frames(message)
         publish_on_commit(frame_event(group, {**others, "finish_reason": reply.finish_reason}))
     if error is not None:
-        publish_on_commit(frame_event(group, error_frame(error)))
+        publish_on_commit(frame_event(group, error_frame(error, ai=True)))
         ai_error("reply %s in %s failed: %s", reply.pk, conversation, error.code)
     else:
         ai_success(

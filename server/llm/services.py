@@ -25,7 +25,14 @@ from chat.models import Message
 from chat.selectors import message_by_client_id
 from chat.services import message_clean, message_insert
 from core import closecodes, metrics, ratelimit
-from core.errors import AiNotConfigured, Forbidden, NotFound, RateLimited, SessionInactive
+from core.errors import (
+    AiNotConfigured,
+    Forbidden,
+    NotAuthenticated,
+    NotFound,
+    RateLimited,
+    SessionInactive,
+)
 from core.events import control_event, frame_event, publish_on_commit
 from llm.access import access_session, can_end_session
 from llm.events import AiSessionEnded, frame
@@ -115,9 +122,10 @@ def _insert(
         conversation=conversation, sender=sender, content=content, client_id=client_id
     )
     if message is None:
-        raise NotFound(
-            "No such room." if conversation.session_id is None else "No such AI session."
-        )
+        if not User.objects.filter(pk=sender.pk, is_active=True).exists():
+            raise NotAuthenticated("This account is no longer active.")
+        what = "room" if conversation.session_id is None else "AI session"
+        raise NotFound(f"No such {what}.")
     return message
 
 

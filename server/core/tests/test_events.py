@@ -8,32 +8,29 @@ import threading
 from typing import Any
 
 import pytest
+from channels.layers import get_channel_layer
 from django.db import transaction
-from django.test import override_settings
 
 from core.db import db_async
 from core.events import frame_event, publish_on_commit
-from core.layers import InMemoryChannelLayer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class RecordingLayer(InMemoryChannelLayer):
-    """The in-memory layer, noting which thread published each message."""
-
-    sent: list[tuple[int, dict[str, Any]]] = []
-
-    async def group_send(self, group: str, message: dict[str, Any]) -> None:
-        RecordingLayer.sent.append((threading.get_ident(), message))
-        await super().group_send(group, message)
-
-
 @pytest.fixture
-def recorded():
-    RecordingLayer.sent = []
-    backend = {"default": {"BACKEND": f"{__name__}.RecordingLayer"}}
-    with override_settings(CHANNEL_LAYERS=backend):
-        yield RecordingLayer.sent
+def recorded(monkeypatch):
+    """Every message published to the channel layer, with the thread that published it. The
+    layer itself is kept (the process's hub listens to it)."""
+    sent: list[tuple[int, dict[str, Any]]] = []
+    layer = get_channel_layer()
+    publish = layer.group_send
+
+    async def recording(group: str, message: dict[str, Any]) -> None:
+        sent.append((threading.get_ident(), message))
+        await publish(group, message)
+
+    monkeypatch.setattr(layer, "group_send", recording)
+    return sent
 
 
 def _announce(*texts: str, fail: bool = False) -> str:

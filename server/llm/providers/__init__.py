@@ -8,11 +8,13 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from functools import cache
 
 from django.conf import settings
 
-from llm.providers.base import Provider
+from llm.providers.base import ChatRequest, Provider, StreamEvent, TextDelta
 from llm.providers.echo import EchoProvider
 from llm.providers.openai import OpenAIProvider
 from llm.providers.openai import warm_up as openai_warm_up
@@ -50,3 +52,31 @@ async def warm_up() -> None:
     """Start-up hook: prepare the configured provider's client before the first reply."""
     if provider_name() == "openai":
         await openai_warm_up()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sendable(text: str) -> str:
+    """Model output made storable and sendable, whatever the provider sent: NUL (which
+    PostgreSQL cannot store) and lone surrogates (which no UTF-8 encoder, database, channel layer
+    or socket accepts) become U+FFFD; everything else is kept as written."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+async def stream_reply(name: str, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    """The named provider's stream, with every piece of text made sendable (`sendable`) and
+    empty pieces dropped: the boundary between the model's output and everything else."""
+    async for event in PROVIDERS[name]().stream(request):
+        if isinstance(event, TextDelta):
+            text = sendable(event.text)
+            if text:
+                yield TextDelta(text)
+        else:
+            yield event
