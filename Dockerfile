@@ -15,6 +15,11 @@ RUN groupadd --system app \
 
 WORKDIR /app
 
+# PyICU (the usernames' look-alike check) is built against the system's ICU at install.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ pkg-config libicu-dev \
+ && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, from pyproject.toml alone: this layer is reused until they change.
 COPY pyproject.toml ./
 COPY deploy/container.sh deploy/container.sh
