@@ -14,7 +14,7 @@ from accounts.models import User
 from accounts.selectors import user_is_assistant
 from accounts.usernames import username_key, username_normalised, username_skeleton
 from core import ratelimit
-from core.errors import InvalidCredentials, ValidationFailed
+from core.errors import InvalidCredentials, RateLimited, ValidationFailed
 from core.events import control_event, publish_on_commit
 from core.groups import user_group
 from core.ws import CLOSE_NOT_AUTHENTICATED
@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 USERNAME_MAX = 150
 TOO_MANY_SIGN_INS = "Too many failed sign-ins; wait before trying again."
+TOO_MANY_SIGN_UPS = "Too many sign-ups from this address; wait before trying again."
 # Any fixed number: it names the sign-up lock among this database's advisory locks.
 SIGNUP_LOCK_ID = 0x5167_6E55
 
@@ -58,7 +59,14 @@ def _refuse_unavailable(username: str) -> None:
 
 @transaction.atomic
 def user_signup(*, request: HttpRequest, username: str, password: str) -> User:
-    """Create an account and sign it in."""
+    """Create an account and sign it in. Every attempt counts against the client address's
+    sign-up limit, refused ones too: "already taken" tells whether a name exists."""
+    ratelimit.hit(
+        "signup-address",
+        client_address(request),
+        settings.SIGNUP_RATE_PER_ADDRESS,
+        message=TOO_MANY_SIGN_UPS,
+    )
     username = username_normalised(username)
     if not username:
         raise ValidationFailed("username: must not be empty.")
@@ -86,24 +94,40 @@ def user_signup(*, request: HttpRequest, username: str, password: str) -> User:
     return candidate
 
 
-def user_login(*, request: HttpRequest, username: str, password: str) -> User:
-    """Sign in, throttling failures per account and per client address."""
+def user_authenticate(*, request: HttpRequest, username: str, password: str) -> User:
+    """The account these credentials open, under the sign-in throttles (the API's sign-in and
+    the admin's both come here, so their failures add up).
+
+    Failures are counted per client address (every account), per account (every address) and
+    per account and address together. Past its limit an account is not locked: an address
+    that has failed on it is refused, the right password included, while one that has not may
+    still try, so its owner signs in from their own address and an attacker gets one more
+    guess per fresh address. Raises RateLimited or InvalidCredentials.
+    """
     key = username_key(username)
     address = client_address(request)
-    ratelimit.check(
-        "login-account", key, settings.LOGIN_FAILURE_RATE_PER_ACCOUNT, message=TOO_MANY_SIGN_INS
-    )
-    ratelimit.check(
-        "login-address", address, settings.LOGIN_FAILURE_RATE_PER_ADDRESS, message=TOO_MANY_SIGN_INS
-    )
+    pair = f"{address}/{key}"
+    per_account = settings.LOGIN_FAILURE_RATE_PER_ACCOUNT
+    per_address = settings.LOGIN_FAILURE_RATE_PER_ADDRESS
+    ratelimit.check("login-address", address, per_address, message=TOO_MANY_SIGN_INS)
+    guarded_for = ratelimit.blocked_for("login-account", key, per_account)
+    if guarded_for is not None and ratelimit.counted("login-pair", pair, per_account):
+        raise RateLimited(TOO_MANY_SIGN_INS, retry_after=guarded_for)
     # Django's ModelBackend looks the account up by its key (AccountManager) and hashes the
     # password whether or not there is one, so the answer takes as long either way.
     user = authenticate(request, username=username, password=password)
     if not isinstance(user, User) or user_is_assistant(user=user):
-        ratelimit.hit("login-account", key, settings.LOGIN_FAILURE_RATE_PER_ACCOUNT)
-        ratelimit.hit("login-address", address, settings.LOGIN_FAILURE_RATE_PER_ADDRESS)
+        ratelimit.count("login-address", address, per_address)
+        ratelimit.count("login-account", key, per_account)
+        ratelimit.count("login-pair", pair, per_account)
         logger.info("Failed sign-in from %s", address)
         raise InvalidCredentials()
+    return user
+
+
+def user_login(*, request: HttpRequest, username: str, password: str) -> User:
+    """Sign in (see user_authenticate for the throttles)."""
+    user = user_authenticate(request=request, username=username, password=password)
     login(request, user)
     return user
 

@@ -1,5 +1,5 @@
 """Usernames at sign-up: NFKC-normalised, and refused when confusable (Unicode TR39 skeleton)
-with the assistant's name or an existing user's."""
+with the assistant's name or an existing user's; sign-ups throttled per client address."""
 
 from __future__ import annotations
 
@@ -62,3 +62,22 @@ def test_a_name_is_stored_in_its_nfkc_form(anon):
 def test_names_that_only_look_different_from_nothing_are_accepted(anon, alice):
     for name in ("한글이름", "Ölaf", "Kirn"):
         assert signup(anon, name).status_code == 201, name
+
+
+def test_signups_are_throttled_per_address(anon, client_for, settings):
+    settings.SIGNUP_RATE_PER_ADDRESS = "3/hour"
+    for i in range(3):
+        assert signup(client_for(None), f"newcomer{i}", "203.0.113.9").status_code == 201
+    r = signup(client_for(None), "newcomer3", "203.0.113.9")
+    assert r.status_code == 429
+    assert r.json()["code"] == "rate_limited"
+    assert r.json()["retry_after"] >= 1
+    assert not User.objects.filter(username="newcomer3").exists()
+    assert signup(client_for(None), "newcomer3", "198.51.100.20").status_code == 201
+
+
+def test_probing_for_taken_names_counts_against_the_signup_limit(anon, alice, settings):
+    settings.SIGNUP_RATE_PER_ADDRESS = "3/hour"
+    for _ in range(3):
+        assert signup(anon, "alice", "203.0.113.9").status_code == 400
+    assert signup(anon, "alice", "203.0.113.9").status_code == 429
