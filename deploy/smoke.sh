@@ -2,7 +2,7 @@
 # The image's install and start, run on the host (no Docker engine in CI): deploy/container.sh
 # installs into a throwaway venv, collects static files and starts the server with two workers
 # against the local PostgreSQL and Redis, as docker-compose.yml would; then /readyz must answer
-# 200, /healthz and a hashed static file must be served, /metrics must refuse without the token
+# 200 (its details only with the token), /healthz and a hashed static file must be served, /metrics must refuse without the token
 # and add up both workers with it. The server is stopped and its database dropped at the end.
 #
 #   deploy/smoke.sh        (needs PostgreSQL on 127.0.0.1:5432 as postgres, Redis on 6379)
@@ -83,7 +83,10 @@ def get(path, **headers):
         return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
 
+# Anyone gets the status alone; the parts' details need the token (or a staff session).
 status, _, body = get("/readyz")
+assert status == 200 and json.loads(body) == {"result": "success", "status": "ready"}, body
+status, _, body = get("/readyz", Authorization=f"Bearer {token}")
 checks = json.loads(body)["checks"]
 assert status == 200 and all(c["ok"] for c in checks.values()), checks
 assert checks["database"]["detail"] == "postgresql", checks
