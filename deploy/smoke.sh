@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_URL="${SMOKE_PG_URL:-postgres://postgres@127.0.0.1:5432}"
-DB_NAME=chat_smoke
+# A database (dropped and created again), Redis database and key prefix of its own.
+DB_NAME="${SMOKE_DB_NAME:-chat_smoke}"
+SMOKE_REDIS_URL="${SMOKE_REDIS_URL:-redis://127.0.0.1:6379/5}"
+SMOKE_PREFIX="${SMOKE_PREFIX:-smoke}"
 WORK="$(mktemp -d)"
 SERVER_PID=""
 export PGOPTIONS="--client-min-messages=warning"
@@ -51,7 +54,7 @@ TOKEN="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))
 export PORT HOST=127.0.0.1 WEB_CONCURRENCY=2 \
   DEBUG=false SECRET_KEY="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(50))')" \
   ALLOWED_HOSTS=127.0.0.1 SECURE_SSL_REDIRECT=false \
-  DATABASE_URL="$PG_URL/$DB_NAME" REDIS_URL=redis://127.0.0.1:6379/5 CHANNEL_PREFIX=smoke \
+  DATABASE_URL="$PG_URL/$DB_NAME" REDIS_URL="$SMOKE_REDIS_URL" CHANNEL_PREFIX="$SMOKE_PREFIX" \
   LLM_PROVIDER=echo METRICS_TOKEN="$TOKEN" LOG_FORMAT=json \
   PROMETHEUS_MULTIPROC_DIR="$WORK/metrics"
 
