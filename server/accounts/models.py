@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from accounts.usernames import username_key, username_skeleton
@@ -30,6 +31,15 @@ class User(AbstractUser):
     class Meta:
         verbose_name = "user"
         verbose_name_plural = "users"
+
+    def clean(self) -> None:
+        """The admin's forms compare names with `username__iexact`, which misses names that
+        share a key but not a lower case ('Straße', 'STRASSE'): refuse those here rather than
+        at the unique index."""
+        super().clean()
+        taken = User.objects.filter(username_key=username_key(self.username))
+        if taken.exclude(pk=self.pk).exists():
+            raise ValidationError({"username": "A user with that username already exists."})
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Derived from the username on every write path (the API's sign-up, the admin,

@@ -6,6 +6,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
+from accounts.models import User
+
 pytestmark = pytest.mark.django_db
 
 STRONG = "Correct-Horse-42"
@@ -72,3 +74,22 @@ def test_a_look_alike_name_does_not_open_the_admin(make_user):
     c = Client()
     assert admin_login(c, "kım734f3", STRONG).status_code == 200
     assert not signed_in(c)
+
+
+def test_the_admin_refuses_a_second_spelling_of_an_existing_name(client_for, make_user):
+    """'STRASSE' and 'Straße' differ in lower case but share a key: a form error, not the
+    unique index's 500."""
+    admin = client_for(make_user("root7", is_staff=True, is_superuser=True))
+    make_user("Straße")
+    r = admin.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": "STRASSE",
+            "password1": STRONG,
+            "password2": STRONG,
+            "usable_password": "true",
+        },
+    )
+    assert r.status_code == 200
+    assert "already exists" in r.content.decode()
+    assert not User.objects.filter(username="STRASSE").exists()
