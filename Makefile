@@ -37,12 +37,13 @@ run: migrate
 	@echo "Serving on http://$(HOST):$(PORT)/  (Ctrl+C stops)"
 	cd server && exec ../$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
 
-# Production-style: several worker processes; needs DATABASE_URL and REDIS_URL.
+# Production-style: several worker processes; needs DATABASE_URL and REDIS_URL. Started as the
+# container starts (deploy/container.sh start: migrations, then uvicorn with its limits for slow
+# clients and its trusted proxies, FORWARDED_ALLOW_IPS), so both serve alike.
 serve: install
-	$(MANAGE) check_workers --workers $(WORKERS)
-	$(MANAGE) migrate --noinput
 	$(MANAGE) collectstatic --noinput -v 0
-	cd server && exec ../$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --workers $(WORKERS) --proxy-headers $(UVICORN_FLAGS)
+	VENV="$(CURDIR)/$(VENV)" HOST=$(HOST) PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) \
+		exec deploy/container.sh start
 
 # The whole suite: once on SQLite + the in-memory layer, then, when TEST_DATABASE_URL or
 # TEST_REDIS_URL is set, again on PostgreSQL + Redis (where REQUIRE_SERVICES=1 turns the

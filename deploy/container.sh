@@ -9,9 +9,11 @@
 #   deploy/container.sh check          exit 0 when /readyz answers 200 (the health check)
 #
 # Environment: VENV (/opt/venv), HOST (0.0.0.0), PORT (8000), WEB_CONCURRENCY (worker
-# processes, 2), FORWARDED_ALLOW_IPS (proxies trusted for X-Forwarded-*, 127.0.0.1),
-# PROMETHEUS_MULTIPROC_DIR (metrics of all workers; a fresh directory is made when unset),
-# plus the server's own settings (.env.example).
+# processes, 2), FORWARDED_ALLOW_IPS (the proxies trusted for X-Forwarded-*: addresses or
+# networks, 127.0.0.1; "*" is refused), LIMIT_CONCURRENCY (connections, sockets included, per
+# worker before plain HTTP requests get 503; 2000), PROMETHEUS_MULTIPROC_DIR (metrics of all
+# workers; a fresh directory is made when unset), plus the server's own settings
+# (.env.example). `make serve` starts the server through this script too.
 set -euo pipefail
 
 APP_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,7 +53,23 @@ migrate() {
   done
 }
 
+trusted_proxies() {
+  # uvicorn takes the client's address from X-Forwarded-For: with a list of proxies, the
+  # right-most entry not from one of them (the address the proxy itself appended); with "*",
+  # the left-most, which the client writes, so any client could pick the address that its
+  # sign-in failures are counted against.
+  local proxies="${FORWARDED_ALLOW_IPS:-127.0.0.1}"
+  case ",${proxies// /}," in
+    *,\*,*) die "FORWARDED_ALLOW_IPS=* would take the client's address from the part of \
+X-Forwarded-For that the client writes itself. List the proxy's address (or its network, \
+such as 172.16.0.0/12 for a proxy reaching a container through Docker's networks) instead." ;;
+  esac
+  printf '%s' "$proxies"
+}
+
 start() {
+  local proxies
+  proxies="$(trusted_proxies)"
   cd "$APP_DIR/server"
   # prometheus_client's multiprocess mode: each worker writes its values to files here and a
   # scrape adds them up. Values of a previous run must not be added in, so start empty.
@@ -60,13 +78,19 @@ start() {
   find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -type f -delete
   "$PYTHON" manage.py check_workers --workers "${WEB_CONCURRENCY:-2}"
   migrate
-  # The same uvicorn flags as `make run` (see the Makefile for why no permessage-deflate).
+  # The socket flags of `make run` (see the Makefile for why no permessage-deflate), and the
+  # limits uvicorn has for slow or greedy clients. h11 rather than httptools: httptools reads
+  # request headers of any size; h11 answers 400 past 16 KiB. A client that sends nothing, or
+  # its headers a line at a time, is not timed out by uvicorn at all: the proxy in front must
+  # do that (README, "Behind a TLS proxy").
   exec "$VENV/bin/uvicorn" config.asgi:application \
     --host "${HOST:-0.0.0.0}" --port "${PORT:-8000}" \
     --workers "${WEB_CONCURRENCY:-2}" \
-    --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
+    --proxy-headers --forwarded-allow-ips "$proxies" \
     --ws-max-size 65536 --ws-per-message-deflate false \
     --ws-ping-interval 20 --ws-ping-timeout 20 \
+    --http h11 --h11-max-incomplete-event-size 16384 \
+    --timeout-keep-alive 5 --limit-concurrency "${LIMIT_CONCURRENCY:-2000}" \
     --lifespan on --timeout-graceful-shutdown 20
 }
 

@@ -2,7 +2,7 @@
 # The image's install and start, run on the host (no Docker engine in CI): deploy/container.sh
 # installs into a throwaway venv, collects static files and starts the server with two workers
 # against the local PostgreSQL and Redis, as docker-compose.yml would; then /readyz must answer
-# 200, /healthz and a hashed static file must be served, /metrics must refuse without the token
+# 200 (its details only with the token), /healthz and a hashed static file must be served, /metrics must refuse without the token
 # and add up both workers with it. The server is stopped and its database dropped at the end.
 #
 #   deploy/smoke.sh        (needs PostgreSQL on 127.0.0.1:5432 as postgres, Redis on 6379)
@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_URL="${SMOKE_PG_URL:-postgres://postgres@127.0.0.1:5432}"
-DB_NAME=chat_smoke
+# A database (dropped and created again), Redis database and key prefix of its own.
+DB_NAME="${SMOKE_DB_NAME:-chat_smoke}"
+SMOKE_REDIS_URL="${SMOKE_REDIS_URL:-redis://127.0.0.1:6379/5}"
+SMOKE_PREFIX="${SMOKE_PREFIX:-smoke}"
 WORK="$(mktemp -d)"
 SERVER_PID=""
 export PGOPTIONS="--client-min-messages=warning"
@@ -51,7 +54,7 @@ TOKEN="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))
 export PORT HOST=127.0.0.1 WEB_CONCURRENCY=2 \
   DEBUG=false SECRET_KEY="$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(50))')" \
   ALLOWED_HOSTS=127.0.0.1 SECURE_SSL_REDIRECT=false \
-  DATABASE_URL="$PG_URL/$DB_NAME" REDIS_URL=redis://127.0.0.1:6379/5 CHANNEL_PREFIX=smoke \
+  DATABASE_URL="$PG_URL/$DB_NAME" REDIS_URL="$SMOKE_REDIS_URL" CHANNEL_PREFIX="$SMOKE_PREFIX" \
   LLM_PROVIDER=echo METRICS_TOKEN="$TOKEN" LOG_FORMAT=json \
   PROMETHEUS_MULTIPROC_DIR="$WORK/metrics"
 
@@ -83,7 +86,10 @@ def get(path, **headers):
         return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
 
+# Anyone gets the status alone; the parts' details need the token (or a staff session).
 status, _, body = get("/readyz")
+assert status == 200 and json.loads(body) == {"result": "success", "status": "ready"}, body
+status, _, body = get("/readyz", Authorization=f"Bearer {token}")
 checks = json.loads(body)["checks"]
 assert status == 200 and all(c["ok"] for c in checks.values()), checks
 assert checks["database"]["detail"] == "postgresql", checks

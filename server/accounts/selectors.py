@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from accounts.models import User
+from accounts.usernames import username_key
 
 
 def user_is_assistant(*, user: User) -> bool:
@@ -10,4 +11,6 @@ def user_is_assistant(*, user: User) -> bool:
 
 
 def user_get_by_username(*, username: str) -> User | None:
-    return User.objects.filter(username__iexact=username, is_active=True).first()
+    """An active account by name, spelt in any form of the same normalised key (as at
+    sign-in; never the database's own case-insensitive match, which differs by vendor)."""
+    return User.objects.filter(username_key=username_key(username), is_active=True).first()

@@ -235,6 +235,9 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_HTTPONLY = True
 LOGIN_FAILURE_RATE_PER_ACCOUNT: str = setting("LOGIN_FAILURE_RATE_PER_ACCOUNT", "5/15minute")
 LOGIN_FAILURE_RATE_PER_ADDRESS: str = setting("LOGIN_FAILURE_RATE_PER_ADDRESS", "30/15minute")
+# Sign-up attempts per client address, refused ones included: each answer says whether a name
+# is taken, and each account brings its own per-user limits and budgets.
+SIGNUP_RATE_PER_ADDRESS: str = setting("SIGNUP_RATE_PER_ADDRESS", "10/hour")
 AI_USERNAME = "AI_Assistant"
 
 # --- Chat -----------------------------------------------------------------------------------

@@ -53,13 +53,31 @@ def hit(scope: str, key: str, rate: str, *, message: str | None = None) -> None:
         raise RateLimited(message, retry_after=_retry_after(stats.reset_time))
 
 
-def check(scope: str, key: str, rate: str, *, message: str | None = None) -> None:
-    """Raise RateLimited if one more event would be over the limit, counting nothing."""
+def count(scope: str, key: str, rate: str) -> None:
+    """Count one event without refusing it (a counter already at its limit stays full)."""
+    _limiter().hit(parse_rate(rate), scope, key)
+
+
+def counted(scope: str, key: str, rate: str) -> int:
+    """How many events the window holds now."""
+    item = parse_rate(rate)
+    return int(item.amount - _limiter().get_window_stats(item, scope, key).remaining)
+
+
+def blocked_for(scope: str, key: str, rate: str) -> int | None:
+    """Seconds until one more event would be within the limit; None when it would be now."""
     item = parse_rate(rate)
     limiter = _limiter()
-    if not limiter.test(item, scope, key):
-        stats = limiter.get_window_stats(item, scope, key)
-        raise RateLimited(message, retry_after=_retry_after(stats.reset_time))
+    if limiter.test(item, scope, key):
+        return None
+    return _retry_after(limiter.get_window_stats(item, scope, key).reset_time)
+
+
+def check(scope: str, key: str, rate: str, *, message: str | None = None) -> None:
+    """Raise RateLimited if one more event would be over the limit, counting nothing."""
+    wait = blocked_for(scope, key, rate)
+    if wait is not None:
+        raise RateLimited(message, retry_after=wait)
 
 
 def reset() -> None:

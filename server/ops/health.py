@@ -1,8 +1,9 @@
 """Readiness: whether this process can serve, part by part.
 
 Each check is bounded in time and they run side by side, so a load balancer's probe gets an
-answer in about `CHECK_TIMEOUT_SECONDS` even when a service hangs. What a failed check says in
-the answer is safe to show anyone (the probe is public): the exception itself goes to the log.
+answer in about `CHECK_TIMEOUT_SECONDS` even when a service hangs. What a check says is shown
+to staff and the METRICS_TOKEN bearer only (ops.views.readyz), and even they get a failure's
+kind, not its text: the exception itself, which may hold a password, goes to the log.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ CHECK_TIMEOUT_SECONDS = 3.0
 
 
 class NotReady(Exception):
-    """A check's failure whose message may be shown in the public answer."""
+    """A check's failure whose message may be shown in the detailed answer."""
 
 
 @dataclass(frozen=True)

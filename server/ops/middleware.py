@@ -7,8 +7,8 @@ and counts error answers by status and error code.
 `ProbeMiddleware` answers `/healthz`, `/readyz` and scrapes of `/metrics` that carry a bearer
 token before any other middleware: a load balancer, Docker or Prometheus reaches the container
 by an address that is not in ALLOWED_HOSTS and over plain HTTP, which host validation and
-SECURE_SSL_REDIRECT would otherwise refuse or redirect. Staff scrapes with a session cookie go
-the normal way (they need the session and the host check).
+SECURE_SSL_REDIRECT would otherwise refuse or redirect. Staff requests with a session cookie go
+the normal way (they need the session and the host check; /readyz shows staff its details).
 
 Both are async: under uvicorn the probes run on the event loop, without waiting for the thread
 that the rest of the (sync) chain runs in.
@@ -23,6 +23,7 @@ from typing import Any
 from uuid import uuid4
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
@@ -90,7 +91,10 @@ def early_view(request: HttpRequest) -> View | None:
     """The view that answers this request ahead of the other middlewares, if any."""
     if request.path == "/healthz":
         return views.healthz
-    if request.path == "/readyz":
+    if request.path == "/readyz" and (
+        views.bearer_token(request) is not None
+        or settings.SESSION_COOKIE_NAME not in request.COOKIES
+    ):
         return views.readyz
     if request.path == "/metrics" and views.bearer_token(request) is not None:
         return views.metrics

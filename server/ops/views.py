@@ -2,12 +2,15 @@
 
 - `/healthz`: the process answers (a liveness probe; it touches nothing else).
 - `/readyz`: the database, the channel layer, the cache and the AI provider's configuration
-  all work; 503 naming the parts that do not (a load balancer's health check).
+  all work (200), or not (503): the status alone for anyone (a load balancer's health check),
+  each part's result for a METRICS_TOKEN bearer or signed-in staff. The details name the
+  database vendor, the layer class and the provider, which is no one else's business.
 - `/metrics`: Prometheus text format, for a bearer token equal to METRICS_TOKEN or a signed-in
   staff user.
 
-`ops.middleware.ProbeMiddleware` answers the two probes (and token-bearing scrapes) before
-host validation and the HTTPS redirect; the URLs below serve them otherwise.
+`ops.middleware.ProbeMiddleware` answers the two probes (and token-bearing requests) before
+host validation and the HTTPS redirect; the URLs below serve them otherwise (a staff
+session's request needs the session, so it goes the normal way).
 """
 
 from __future__ import annotations
@@ -53,19 +56,33 @@ async def readyz(request: HttpRequest) -> HttpResponse:
     refusal = _wrong_method(request)
     if refusal is not None:
         return refusal
+    token = _token_verdict(request)
+    if token is False:
+        return _refuse(Forbidden("This token may not read the readiness details."))
+    detailed = token is True or await _is_staff(request)
     results = await health.readiness()
-    checks = {r.name: {"ok": r.ok, "detail": r.detail, "ms": r.ms} for r in results}
     failed = [r.name for r in results if not r.ok]
-    if not failed:
-        return _no_store(JsonResponse({"result": "success", "status": "ready", "checks": checks}))
-    body = {
-        "result": "error",
-        "code": "not_ready",
-        "message": f"Not ready: {', '.join(failed)}.",
-        "failed": failed,
-        "checks": checks,
-    }
-    return _no_store(JsonResponse(body, status=503))
+    body: dict[str, object] = (
+        {"result": "success", "status": "ready"}
+        if not failed
+        else {"result": "error", "code": "not_ready", "message": "Not ready."}
+    )
+    if detailed:
+        if failed:
+            body["message"] = f"Not ready: {', '.join(failed)}."
+            body["failed"] = failed
+        body["checks"] = {r.name: {"ok": r.ok, "detail": r.detail, "ms": r.ms} for r in results}
+    return _no_store(JsonResponse(body, status=503 if failed else 200))
+
+
+async def _is_staff(request: HttpRequest) -> bool:
+    # Answered ahead of the session middleware (a probe without a session cookie), a request
+    # has no user; it is then no one's.
+    auser = getattr(request, "auser", None)
+    if auser is None:
+        return False
+    user = await auser()
+    return bool(user.is_authenticated and user.is_staff)
 
 
 def bearer_token(request: HttpRequest) -> str | None:
@@ -74,12 +91,20 @@ def bearer_token(request: HttpRequest) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def _metrics_refusal(request: HttpRequest) -> JsonResponse | None:
+def _token_verdict(request: HttpRequest) -> bool | None:
+    """True for a bearer token equal to METRICS_TOKEN, False for another, None for none."""
     token = bearer_token(request)
-    if token is not None:
-        expected = settings.METRICS_TOKEN
-        if expected and hmac.compare_digest(token.encode(), expected.encode()):
-            return None
+    if token is None:
+        return None
+    expected = settings.METRICS_TOKEN
+    return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
+
+
+def _metrics_refusal(request: HttpRequest) -> JsonResponse | None:
+    token = _token_verdict(request)
+    if token is True:
+        return None
+    if token is False:
         return _refuse(Forbidden("This token may not read the metrics."))
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:

@@ -59,6 +59,8 @@ class LiveServer:
             "LLM_TIMEOUT_SECONDS": "10",
             "LLM_USER_RATE": LLM_USER_RATE,
             "CHAT_USER_RATE": "60/minute",
+            # Every person of every test signs up from this one address.
+            "SIGNUP_RATE_PER_ADDRESS": "1000/hour",
             "LLM_USER_DAILY_TOKEN_BUDGET": "0",
             "LLM_MONTHLY_COST_BUDGET_USD": "0",
             "LLM_PRICES": "",

@@ -5,6 +5,7 @@ container (set in the compose file, or documented in .env.example, which becomes
 from __future__ import annotations
 
 import ast
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,18 @@ def test_web_uses_postgres_and_redis_and_waits_for_them(web):
 def test_web_health_check_is_readyz_through_the_shared_script(web):
     assert web["healthcheck"]["test"] == ["CMD", "/app/deploy/container.sh", "check"]
     assert "/readyz" in SCRIPT.read_text()
+
+
+def test_the_trusted_proxy_is_the_compose_networks_gateway(compose, web):
+    """nginx on the host reaches the container from the network's gateway: that address, and
+    no wider one, is what uvicorn believes X-Forwarded-For from by default."""
+    ipam = compose["networks"]["default"]["ipam"]["config"][0]
+    default = re.fullmatch(
+        r"\$\{FORWARDED_ALLOW_IPS:-([^}]+)\}", web["environment"]["FORWARDED_ALLOW_IPS"]
+    )
+    assert default, web["environment"]["FORWARDED_ALLOW_IPS"]
+    assert default.group(1) == ipam["gateway"]
+    assert ipaddress.ip_address(ipam["gateway"]) in ipaddress.ip_network(ipam["subnet"])
 
 
 def test_the_database_lives_in_a_volume(compose):

@@ -1,4 +1,5 @@
-"""/healthz and /readyz: what a load balancer and Docker's health check see."""
+"""/healthz and /readyz: what a load balancer and Docker's health check see, and the details
+that only staff and the METRICS_TOKEN bearer see."""
 
 from __future__ import annotations
 
@@ -13,10 +14,21 @@ from ops import health
 pytestmark = pytest.mark.django_db
 
 BROKEN_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+TOKEN = "readiness-token-for-tests-0123456789abcdef"
 
 
-async def get(path: str, **extra: str):
-    return await AsyncClient().get(path, **extra)
+@pytest.fixture(autouse=True)
+def _metrics_token(settings):
+    settings.METRICS_TOKEN = TOKEN
+
+
+async def get(path: str, **headers: str):
+    return await AsyncClient().get(path, headers=headers)
+
+
+async def detailed(path: str = "/readyz"):
+    """/readyz as Prometheus or an operator's script reads it: with the bearer token."""
+    return await get(path, Authorization=f"Bearer {TOKEN}")
 
 
 def test_healthz_answers_without_touching_anything(anon, django_assert_num_queries):
@@ -36,7 +48,7 @@ def test_probes_only_read(anon):
 
 async def test_readyz_checks_every_part(settings):
     settings.LLM_PROVIDER = "echo"
-    r = await get("/readyz")
+    r = await detailed()
     assert r.status_code == 200, r.json()
     body = r.json()
     assert body["result"] == "success"
@@ -50,7 +62,7 @@ async def test_readyz_fails_when_the_ai_is_not_configured(settings):
     settings.DEBUG = False
     settings.LLM_PROVIDER = ""
     settings.OPENAI_API_KEY = ""
-    r = await get("/readyz")
+    r = await detailed()
     assert r.status_code == 503
     body = r.json()
     assert body["result"] == "error"
@@ -87,7 +99,7 @@ async def test_readyz_names_a_broken_cache(settings):
             "LOCATION": BROKEN_REDIS,
         }
     }
-    r = await get("/readyz")
+    r = await detailed()
     assert r.status_code == 503
     assert r.json()["failed"] == ["cache"]
     assert r.json()["checks"]["cache"]["detail"].startswith("failed (")
@@ -101,7 +113,7 @@ async def test_readyz_names_a_broken_channel_layer(settings):
             "CONFIG": {"hosts": [BROKEN_REDIS]},
         }
     }
-    r = await get("/readyz")
+    r = await detailed()
     assert r.status_code == 503
     assert r.json()["failed"] == ["channel_layer"]
 
@@ -113,7 +125,7 @@ async def test_a_failure_shows_its_kind_but_not_its_text(settings, monkeypatch):
         raise OperationalError('connection to "db" failed: password=hunter2-secret')
 
     monkeypatch.setattr(health, "_database_ping", broken)
-    r = await get("/readyz")
+    r = await detailed()
     assert r.status_code == 503
     assert r.json()["failed"] == ["database"]
     assert r.json()["checks"]["database"]["detail"] == "failed (OperationalError)"
@@ -131,10 +143,44 @@ async def test_a_hanging_part_is_reported_within_the_time_limit(settings, monkey
     monkeypatch.setitem(health.CHECKS, "cache", hangs)
     loop = asyncio.get_running_loop()
     started = loop.time()
-    r = await get("/readyz")
+    r = await detailed()
     assert loop.time() - started < 2
     assert r.status_code == 503
     assert r.json()["checks"]["cache"]["detail"] == "no answer within 0.2 s"
+
+
+async def test_public_callers_get_the_status_alone(settings):
+    settings.LLM_PROVIDER = "echo"
+    r = await get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"result": "success", "status": "ready"}
+    assert r["Cache-Control"] == "no-store"
+
+
+async def test_public_callers_of_a_failing_probe_learn_nothing_but_that(settings):
+    settings.DEBUG = False
+    settings.LLM_PROVIDER = ""
+    settings.OPENAI_API_KEY = ""
+    r = await get("/readyz")
+    assert r.status_code == 503
+    assert r.json() == {"result": "error", "code": "not_ready", "message": "Not ready."}
+
+
+async def test_a_wrong_token_is_refused(settings):
+    r = await get("/readyz", Authorization="Bearer not-the-token")
+    assert r.status_code == 403
+    assert r.json()["code"] == "forbidden"
+    assert "checks" not in r.json()
+
+
+def test_staff_see_the_details_and_other_users_do_not(client_for, make_user, settings):
+    settings.LLM_PROVIDER = "echo"
+    staff = client_for(make_user("ops1", is_staff=True)).get("/readyz")
+    assert staff.status_code == 200
+    assert staff.json()["checks"]["ai_provider"]["detail"] == "echo"
+    member = client_for(make_user("member1")).get("/readyz")
+    assert member.status_code == 200
+    assert member.json() == {"result": "success", "status": "ready"}
 
 
 def test_probes_answer_any_host_and_plain_http(anon, settings):
@@ -142,6 +188,9 @@ def test_probes_answer_any_host_and_plain_http(anon, settings):
     settings.SECURE_SSL_REDIRECT = True
     settings.LLM_PROVIDER = "echo"
     assert anon.get("/healthz", HTTP_HOST="10.0.3.7:8000").status_code == 200
+    assert anon.get("/readyz", HTTP_HOST="10.0.3.7:8000").status_code == 200
+    bearer = anon.get("/readyz", HTTP_HOST="10.0.3.7:8000", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert bearer.json()["checks"]["ai_provider"]["ok"] is True
     # ...while everything else still gets host validation and the redirect.
     assert anon.get("/api/auth/me/", HTTP_HOST="10.0.3.7:8000").status_code == 400
     assert anon.get("/api/auth/me/").status_code == 301
@@ -173,7 +222,7 @@ async def test_readyz_round_trips_redis_while_the_hub_listens(settings):
     hub, listener = get_hub(), Listener()
     await hub.join("ops.readyz-test", listener)
     try:
-        r = await get("/readyz")
+        r = await detailed()
         assert r.status_code == 200, r.json()
         assert r.json()["checks"]["channel_layer"]["detail"].startswith("Redis")
         assert r.json()["checks"]["cache"]["detail"] == "RedisCache"
