@@ -33,6 +33,10 @@ export function sentence(code, extra = {}) {
       return gettext("You are not allowed to do that here.");
     case "not_found":
       return gettext("It does not exist, or you are no longer a member of its room.");
+    case "service_unavailable":
+      return gettext("A service the server depends on is down for the moment. Try again in a minute.");
+    case "internal_error":
+      return gettext("The server hit an error of its own; it has been logged. Try again, and tell the administrator if it happens again.");
     case "network_error":
       return gettext("The server could not be reached. Check your connection and try again.");
     case "invalid_json":
