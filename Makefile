@@ -75,7 +75,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy server
+	$(BIN)/mypy server testkit
 
 clean:
 	rm -rf $(VENV) server/staticfiles .pytest_cache .mypy_cache .ruff_cache

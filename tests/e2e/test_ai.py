@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from testkit.upstream import Behavior, FakeUpstream
+
 from .conftest import Person
 from .live import LLM_USER_RATE, PASSWORD, STAFF_USERNAME
-from .upstream import FakeOpenAI, Reply, split_words
 
 STREAMED = (
     "Streaming works like this:\n\n"
@@ -64,7 +65,9 @@ def ai_reply(page: Any) -> Any:
     return page.locator("#messages li.msg.ai").last
 
 
-def test_reply_streams_into_both_pages(person: Callable[..., Person], upstream: FakeOpenAI) -> None:
+def test_reply_streams_into_both_pages(
+    person: Callable[..., Person], upstream: FakeUpstream
+) -> None:
     ana = person("ana")
     ben = person("ben", locale="en-US")
     ana.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -77,7 +80,7 @@ def test_reply_streams_into_both_pages(person: Callable[..., Person], upstream: 
     ben.page.wait_for_url(re.compile(rf"/ai/{session_id}/$"))
     ben.page.wait_for_selector('#conn-status[data-state="open"]')
 
-    upstream.on("explain-streaming", Reply(chunks=split_words(STREAMED), delay=0.12))
+    upstream.on("explain-streaming", Behavior(text=STREAMED, by_words=True, delay=0.12))
     send(ana, "please explain-streaming")
     for who in (ana, ben):
         who.page.locator("#messages li.msg", has_text="explain-streaming").wait_for()
@@ -92,7 +95,7 @@ def test_reply_streams_into_both_pages(person: Callable[..., Person], upstream: 
     later = [len(b.inner_text()) for b in streaming if b.count()]
     assert len(later) == 2, "the reply ended too soon to be seen growing"
     assert all(b > a for a, b in zip(early, later, strict=True)), (early, later)
-    assert upstream.call_for("explain-streaming").completed is False
+    assert upstream.request_for("explain-streaming").completed is False
 
     for who in (ana, ben):
         reply = ai_reply(who.page)
@@ -118,12 +121,12 @@ def test_reply_streams_into_both_pages(person: Callable[..., Person], upstream: 
 
 
 def test_stop_ends_the_reply_and_the_provider_call(
-    person: Callable[..., Person], upstream: FakeOpenAI
+    person: Callable[..., Person], upstream: FakeUpstream
 ) -> None:
     ana = person("ana")
     start_session(ana, room_with(ana))
     words = [f"word{n} " for n in range(200)]
-    upstream.on("long-story", Reply(chunks=words, delay=0.05))
+    upstream.on("long-story", Behavior(text="".join(words), by_words=True, delay=0.05))
     send(ana, "tell me a long-story")
     bubble = ana.page.locator("#tail li.msg.ai.streaming")
     bubble.locator(".body", has_text="word5").wait_for()
@@ -137,7 +140,7 @@ def test_stop_ends_the_reply_and_the_provider_call(
     assert "word199" not in text
     ana.page.wait_for_selector("#stop-button", state="hidden")
 
-    call = upstream.call_for("long-story")
+    call = upstream.request_for("long-story")
     assert call.finished.wait(5), "the provider call went on after Stop"
     assert call.hung_up
     assert not call.completed
@@ -152,7 +155,7 @@ def test_stop_ends_the_reply_and_the_provider_call(
 
 
 def test_payloads_from_people_and_the_model_stay_inert(
-    person: Callable[..., Person], upstream: FakeOpenAI
+    person: Callable[..., Person], upstream: FakeUpstream
 ) -> None:
     ana = person("ana")
     ben = person("ben")
@@ -160,7 +163,7 @@ def test_payloads_from_people_and_the_model_stay_inert(
     session_id = start_session(ana, room)
     ben.open_chat(f"/ai/{session_id}/")
 
-    upstream.on("model-xss", Reply(chunks=split_words(MODEL_XSS), delay=0.01))
+    upstream.on("model-xss", Behavior(text=MODEL_XSS, by_words=True, delay=0.01))
     send(ana, '<img src=x onerror="window.__pwned=1"> model-xss <script>alert(9)</script>')
     for who in (ana, ben):
         reply = ai_reply(who.page)
@@ -182,11 +185,11 @@ def test_payloads_from_people_and_the_model_stay_inert(
 
 
 def test_a_provider_failure_says_what_to_do_and_the_session_goes_on(
-    person: Callable[..., Person], upstream: FakeOpenAI
+    person: Callable[..., Person], upstream: FakeUpstream
 ) -> None:
     ana = person("ana")
     start_session(ana, room_with(ana))
-    upstream.on("provider-down", Reply(chunks=[], status=500))
+    upstream.on("provider-down", Behavior(status=500))
     send(ana, "provider-down now?")
     notice = ana.page.locator('#notices .notice[data-key="upstream_unavailable"]')
     notice.wait_for()
@@ -201,7 +204,7 @@ def test_a_provider_failure_says_what_to_do_and_the_session_goes_on(
 
 
 def test_rate_limit_says_when_to_send_again(
-    person: Callable[..., Person], upstream: FakeOpenAI
+    person: Callable[..., Person], upstream: FakeUpstream
 ) -> None:
     ana = person("ana")
     start_session(ana, room_with(ana))
@@ -226,7 +229,7 @@ def test_rate_limit_says_when_to_send_again(
     assert ana.page.locator("#messages li.msg", has_text="one too many").count() == 0
 
 
-def test_usage_page_draws_the_charts(person: Callable[..., Person], upstream: FakeOpenAI) -> None:
+def test_usage_page_draws_the_charts(person: Callable[..., Person], upstream: FakeUpstream) -> None:
     # The staff account signs in through the sign-in page.
     staff = person(signed_up=False, username=STAFF_USERNAME)
     staff.goto("/usage/")
@@ -238,7 +241,7 @@ def test_usage_page_draws_the_charts(person: Callable[..., Person], upstream: Fa
 
     ana = person("ana")
     start_session(ana, room_with(ana))
-    upstream.on("count-me", Reply(chunks=["one ", "two ", "three"], prompt_tokens=20))
+    upstream.on("count-me", Behavior(text="one two three", by_words=True, prompt_tokens=20))
     send(ana, "count-me please")
     ai_reply(ana.page).locator(".body", has_text="three").wait_for()
 

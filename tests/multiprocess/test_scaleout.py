@@ -21,7 +21,7 @@ from accounts.models import User
 from chat.models import Message
 from chat.services import room_create
 from llm.models import AiReply
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 from .conftest import CHAT_RATE, LLM_RATE, LOCK_TTL_SECONDS
 
@@ -246,7 +246,7 @@ async def test_replies_run_one_at_a_time_in_message_order_across_processes(
 
     assert len(upstream.requests) == 2
     # The second request reached the provider only after the first stream had ended.
-    assert upstream.requests[1].received_at >= upstream.stream_ended_at[0]
+    assert upstream.requests[1].received_at >= upstream.requests[0].ended_at
     # Stream frames never interleave: start, deltas, end, then the next stream.
     order = [(f["type"], f["stream_id"]) for f in frames if f["type"].startswith("ai_stream_")]
     first_id, second_id = order[0][1], order[-1][1]
@@ -291,8 +291,10 @@ async def test_stop_from_a_member_on_the_other_process(cluster, upstream, peers)
     reply = await sync_to_async(AiReply.objects.get)(session_id=session)
     assert reply.status == AiReply.Status.STOPPED
     # Stopping ends the provider stream too: it does not run on, billing, to its end.
-    await asyncio.sleep(0.3)
-    assert len(upstream.stream_ended_at) == 1
+    (call,) = upstream.requests
+    assert await asyncio.to_thread(call.finished.wait, 5), "the provider stream went on"
+    assert call.hung_up
+    assert not call.completed
 
 
 async def test_late_joiner_on_the_other_process_gets_the_whole_reply(cluster, upstream, peers):

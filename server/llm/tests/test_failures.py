@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from chat.models import Message
 from chat.services import room_create
 from llm.models import AiReply, LlmUsage
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

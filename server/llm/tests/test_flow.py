@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from chat.models import Message
 from chat.services import room_create
 from llm.models import AiReply, LlmUsage
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -87,7 +87,7 @@ async def test_the_seeds_scenario(client_for, ws, upstream, room, alice):
     assert end["finish_reason"] == "stop"
     assert end["usage"]["known"] is True
     assert end["usage"]["total_tokens"] == upstream.default.prompt_tokens + len(
-        upstream._chunks(upstream.default)
+        upstream.default.chunks()
     )
     # Upstream was asked to stream with usage.
     sent = upstream.requests[-1].body

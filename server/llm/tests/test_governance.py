@@ -17,7 +17,7 @@ from llm import budgets, prices
 from llm.models import AiChatSession, LlmUsage
 from llm.providers.base import ChatMessage, ChatRequest, Usage
 from llm.providers.openai import reset_clients
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

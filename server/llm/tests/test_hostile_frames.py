@@ -25,7 +25,7 @@ from core.tests.hostile import (
     send,
 )
 from llm import services
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,7 +16,7 @@ from accounts.services import assistant_user
 from chat.models import Message
 from chat.services import room_create
 from llm.models import AiChatSession, AiReply, LlmUsage
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

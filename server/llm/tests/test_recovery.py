@@ -12,7 +12,7 @@ from chat.models import Message
 from chat.services import room_create
 from llm import generation
 from llm.models import AiChatSession, AiReply
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
