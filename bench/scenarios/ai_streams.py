@@ -98,9 +98,7 @@ async def _level(bench: Bench, sessions: int, tokens: int, layer: str = "pubsub"
         await asyncio.sleep(0.5)  # the upstream logs a stream after its last write
         cpu = server.cpu_seconds() - cpu_before
         bench.finish_profiles()
-        for task in readers:
-            task.cancel()
-        await client.close_all(conns)
+        await client.close_all(conns, readers)
         records = up.records()
 
     added = []
