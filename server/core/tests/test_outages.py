@@ -78,6 +78,11 @@ async def test_socket_gets_an_error_frame_while_the_database_is_down_and_stays_o
     client_for, ws, alice, settings, database
 ):
     settings.LLM_PROVIDER = "echo"
+    # The handlers' queries on Django's one sync thread (as on SQLite), whose connection is
+    # closed after every call, so that each of them goes through the proxy. On the pool of
+    # database threads a connection opened by an earlier test can outlive the switch to the
+    # proxy in this process; tests/multiprocess/test_faults.py cuts the pool's on a real server.
+    settings.DB_THREAD_SENSITIVE = True
     room = await sync_to_async(room_create)(owner=alice, name="r")
     c = await sync_to_async(client_for)(alice)
     r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
