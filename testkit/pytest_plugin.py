@@ -8,7 +8,8 @@ their skip becomes a failure, so CI cannot pass without them.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -42,3 +43,21 @@ async def _close_thread_connections() -> AsyncIterator[None]:
     from django.db import connections
 
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_leftover_sessions(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Before pytest-django drops the test database (this fixture ends first, as it needs the
+    database set up), end the PostgreSQL sessions still open on it: connections that threads
+    of this process (the socket handlers' database pool) kept past their last test. Left open,
+    they make the drop fail and leave the database behind."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
