@@ -19,7 +19,8 @@ def setup_django(env: dict[str, str]) -> None:
     global _ready
     if _ready:
         return
-    for key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "DEBUG"):
+    # ENV_FILE empty: like the servers, this process reads no developer .env.
+    for key in ("ENV_FILE", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "DEBUG"):
         os.environ[key] = env[key]
     os.environ["REDIS_URL"] = ""
     os.environ["SECURE_SSL_REDIRECT"] = "false"
