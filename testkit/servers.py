@@ -37,8 +37,20 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # The flags of `make serve` that matter for a socket server (UVICORN_FLAGS in the Makefile).
 UVICORN_FLAGS = ["--ws-max-size", "65536", "--ws-per-message-deflate", "false", "--no-access-log"]
 
-# All that a child takes from this process's environment.
-INHERITED = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH"})
+# All that a child takes from this process's environment: what any program needs to run, and
+# the machine's choice about writing bytecode (a tree may be read-only).
+INHERITED = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "LD_LIBRARY_PATH",
+        "PYTHONDONTWRITEBYTECODE",
+    }
+)
 
 
 def free_port() -> int:
