@@ -302,6 +302,14 @@ async def test_a_member_that_stops_reading_does_not_delay_the_others(server_env,
     assert b"101" in stalled.recv(1024)
     alice = await Peer.open(a, path, cookies["alice"])
     bob = await Peer.open(a, path, cookies["bob"])
+
+    async def read_all(peer: Peer) -> None:
+        with contextlib.suppress(Exception):
+            async for _ in peer.conn:
+                pass
+
+    # Alice reads her own echoes, as a client does: Carol is the only member not reading.
+    alice_reading = asyncio.create_task(read_all(alice))
     body = "x" * 3900
     sent_at: dict[str, float] = {}
     worst = 0.0
@@ -328,4 +336,5 @@ async def test_a_member_that_stops_reading_does_not_delay_the_others(server_env,
     stalled.close()
     assert drained, "the stalled socket was never closed by the server"
     await alice.close()
+    await alice_reading
     await bob.close()
