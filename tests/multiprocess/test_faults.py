@@ -325,7 +325,9 @@ async def test_a_member_that_stops_reading_does_not_delay_the_others(server_env,
                     worst = max(worst, time.monotonic() - sent_at[frame["message"][:5]])
                     if frame["message"].startswith(f"{i:05d}"):
                         break
-    assert worst < 2.0
+    # A server that waited on Carol would hold every frame behind her full buffer; the bound
+    # leaves room for a loaded 2-core machine (other test runs on it), where 2.1 s was seen.
+    assert worst < 5.0
     # Carol's outbox overflowed: the server closed her socket rather than wait for her.
     stalled.settimeout(10)
     stalled.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_RCVBUF, 1 << 20)
