@@ -19,6 +19,8 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import User
+from chat.models import ChatRoom
+from chat.services import room_create
 from core import ratelimit, sockets
 
 PASSWORD = "Correct-Horse-42"
@@ -73,6 +75,14 @@ def bob(make_user: Callable[..., User]) -> User:
 @pytest.fixture
 def carol(make_user: Callable[..., User]) -> User:
     return make_user("carol")
+
+
+@pytest.fixture
+def room(alice: User, bob: User) -> ChatRoom:
+    """ "devs": alice owns it, bob takes part."""
+    room = room_create(owner=alice, name="devs")
+    room.participants.add(bob)
+    return room
 
 
 class ApiClient(Client):

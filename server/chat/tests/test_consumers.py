@@ -15,13 +15,6 @@ from chat.services import room_create, room_remove_participant
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
 def path(room):
     return f"/ws/chat/{room.pk}/"
 

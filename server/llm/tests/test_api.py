@@ -15,13 +15,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
-@pytest.fixture
 def echo(settings):
     settings.LLM_PROVIDER = "echo"
 

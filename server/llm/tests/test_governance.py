@@ -12,32 +12,15 @@ from django.core.checks import run_checks
 from django.core.management import call_command
 from django.utils import timezone
 
-from chat.services import room_create
 from llm import budgets, prices
 from llm.models import AiChatSession, LlmUsage
 from llm.providers.base import ChatMessage, ChatRequest, Usage
 from llm.providers.openai import reset_clients
 from llm.tests.factories import usage_record
+from llm.tests.sessions import open_session
 from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
-async def open_session(client_for, ws, user, room):
-    c = await sync_to_async(client_for)(user)
-    r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
-    assert r.status_code == 201, r.content
-    sid = r.json()["session_id"]
-    sock = await ws(f"/ws/llm/{sid}/", user)
-    await sock.recv_type("ai_joined")
-    return sid, sock
 
 
 # --- key validation ---------------------------------------------------------------------------
