@@ -78,7 +78,7 @@ lint: install
 	PYTHONPATH=server $(BIN)/lint-imports pyproject.toml
 
 typecheck: install
-	$(BIN)/mypy server
+	$(BIN)/mypy server testkit
 
 clean:
 	rm -rf $(VENV) server/staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -23,7 +23,7 @@ import tracemalloc
 
 from bench import client, seed
 from bench.scenarios.idle import churn
-from bench.servers import app_env, free_port
+from testkit.servers import app_env, free_port
 
 ROOMS = 40
 PER_ROOM = 5
@@ -102,11 +102,6 @@ def main() -> None:
         MAX_SOCKETS_PER_USER="100",
     )
     os.environ.update(env)
-    import sys
-
-    from bench.servers import SERVER_DIR
-
-    sys.path.insert(0, str(SERVER_DIR))
     import django
 
     django.setup()

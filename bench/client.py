@@ -75,7 +75,14 @@ async def open_many(
     return [c for c in out if c is not None]
 
 
-async def close_all(conns: Iterable[ClientConnection], concurrency: int = 256) -> None:
+async def close_all(
+    conns: Iterable[ClientConnection],
+    readers: Iterable[asyncio.Task[None]] = (),
+    concurrency: int = 256,
+) -> None:
+    """Stop the `readers` of the connections, then close the connections."""
+    for task in readers:
+        task.cancel()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(conn: ClientConnection) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import seed
-from bench.servers import REPO_DIR, ServerProcess, app_env, free_port
+from testkit.servers import REPO_DIR, ServerProcess, app_env, child_env
+from testkit.upstream import API_KEY, read_log
 
 RESULTS_DIR = REPO_DIR / "bench" / "results"
 # A database of the run's own (created, migrated, dropped at the end), so that two runs on one
@@ -211,19 +212,13 @@ class Bench:
     @contextlib.contextmanager
     def baseline(self, which: str, name: str) -> Iterator[ServerProcess]:
         """The minimal Channels chat ("channels") or the bare websockets server ("websockets")."""
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
-            "PYTHONPATH": str(REPO_DIR),
-        }
         if which == "channels":
-            proc = ServerProcess(
-                env=env, app="bench.baselines.channels_chat:application", cwd=REPO_DIR
-            )
+            app, kind = "bench.baselines.channels_chat:application", "uvicorn"
         else:
-            proc = ServerProcess(
-                env=env, app="bench.baselines.ws_broadcast", kind="module", cwd=REPO_DIR
-            )
-        proc.log_path = self.logs / f"{name}.log"
+            app, kind = "bench.baselines.ws_broadcast", "module"
+        proc = ServerProcess(
+            env=child_env(), app=app, kind=kind, cwd=REPO_DIR, log_path=self.logs / f"{name}.log"
+        )
         try:
             yield proc.start()
         finally:
@@ -231,53 +226,40 @@ class Bench:
 
     @contextlib.contextmanager
     def upstream(self, *, first_delay: float, rate: float, tokens: int) -> Iterator[Upstream]:
-        up = Upstream(port=free_port(), log=self.logs / f"upstream-{time.monotonic_ns()}.jsonl")
-        up.log.parent.mkdir(parents=True, exist_ok=True)
-        up.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "bench.upstream",
-                "--port",
-                str(up.port),
-                "--first-delay",
-                str(first_delay),
-                "--rate",
-                str(rate),
-                "--tokens",
-                str(tokens),
-                "--log",
-                str(up.log),
-            ],
+        """The OpenAI-compatible upstream in a process of its own (testkit.upstream): replies
+        of `tokens` chunks, each naming the tag of its request, at `rate` chunks a second
+        after `first_delay`; every request logged."""
+        name = f"upstream-{time.monotonic_ns()}"
+        log = self.logs / f"{name}.jsonl"
+        args = ["--first-delay", str(first_delay), "--rate", str(rate), "--tokens", str(tokens)]
+        proc = ServerProcess(
+            env=child_env(),
+            app="testkit.upstream",
+            kind="module",
+            args=[*args, "--log", str(log)],
             cwd=REPO_DIR,
+            log_path=self.logs / f"{name}.log",
         )
-        probe = ServerProcess(env={}, port=up.port)
-        probe.proc = up.proc
         try:
-            probe.wait_ready(20)
-            yield up
+            proc.start(20)
+            yield Upstream(proc, log)
         finally:
-            up.proc.terminate()
-            up.proc.wait(10)
+            proc.stop()
 
 
 @dataclass
 class Upstream:
-    port: int
+    proc: ServerProcess
     log: Path
-    proc: subprocess.Popen[bytes] | None = None
-    api_key: str = "sk-test-0123456789abcdefghijklmnop"
+    api_key: str = API_KEY
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.proc.base_url}/v1"
 
-    def records(self) -> list[dict[str, Any]]:
-        import json
-
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+    def records(self) -> dict[str, dict[str, Any]]:
+        """What the upstream logged, by the tag of each request."""
+        return {record["tag"]: record for record in read_log(self.log)}
 
 
 def _fmt(value: float) -> str:

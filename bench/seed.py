@@ -8,11 +8,8 @@ made directly, which is what a sign-in would have left behind.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from datetime import timedelta
-
-from bench.servers import SERVER_DIR
 
 _ready = False
 
@@ -22,13 +19,12 @@ def setup_django(env: dict[str, str]) -> None:
     global _ready
     if _ready:
         return
-    for key in ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "DEBUG"):
+    # ENV_FILE empty: like the servers, this process reads no developer .env.
+    for key in ("ENV_FILE", "DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DATABASE_URL", "DEBUG"):
         os.environ[key] = env[key]
     os.environ["REDIS_URL"] = ""
     os.environ["SECURE_SSL_REDIRECT"] = "false"
     os.environ["LOG_LEVEL"] = "WARNING"
-    if str(SERVER_DIR) not in sys.path:
-        sys.path.insert(0, str(SERVER_DIR))
     import django
 
     django.setup()

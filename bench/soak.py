@@ -29,7 +29,7 @@ from typing import Any
 
 from bench import client, seed
 from bench.context import Bench
-from bench.servers import ServerProcess, provider_env
+from testkit.servers import ServerProcess, provider_env
 
 ROOMS = 40
 PER_ROOM = 5

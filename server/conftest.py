@@ -1,8 +1,7 @@
-"""Shared test fixtures: users, signed-in API clients, signed-in sockets, service gating.
+"""Shared fixtures of the app's tests: users, signed-in API clients, signed-in sockets.
 
-Tests marked `redis` or `postgres` run only when the run is on that service (`make test` runs
-the suite a second time with TEST_DATABASE_URL / TEST_REDIS_URL); with REQUIRE_SERVICES=1
-their skip becomes a failure, so CI cannot pass without them.
+The service gating (`redis`, `postgres` markers) and what every test tree shares are in
+testkit.pytest_plugin.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -18,36 +16,14 @@ import pytest
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from django.test import Client
 
 from accounts.models import User
+from chat.models import ChatRoom
+from chat.services import room_create
 from core import ratelimit, sockets
 
 PASSWORD = "Correct-Horse-42"
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    need = []
-    if item.get_closest_marker("redis") and not settings.REDIS_URL:
-        need.append("Redis (TEST_REDIS_URL)")
-    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        need.append("PostgreSQL (TEST_DATABASE_URL)")
-    if need:
-        reason = "needs " + " and ".join(need)
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and REQUIRE_SERVICES=1")
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="session", autouse=True)
-async def _close_thread_connections() -> AsyncIterator[None]:
-    """Close the connection asgiref's sync thread opened, so the test database can be dropped."""
-    yield
-    from asgiref.sync import sync_to_async
-    from django.db import connections
-
-    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +75,14 @@ def bob(make_user: Callable[..., User]) -> User:
 @pytest.fixture
 def carol(make_user: Callable[..., User]) -> User:
     return make_user("carol")
+
+
+@pytest.fixture
+def room(alice: User, bob: User) -> ChatRoom:
+    """ "devs": alice owns it, bob takes part."""
+    room = room_create(owner=alice, name="devs")
+    room.participants.add(bob)
+    return room
 
 
 class ApiClient(Client):

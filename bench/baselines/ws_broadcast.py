@@ -1,14 +1,14 @@
 """A bare `websockets` broadcast server, the ceiling: every text frame a client sends goes, as
 is, to every client connected on the same path (its "room"). No framework, no JSON.
 
-    python -m bench.baselines.ws_broadcast PORT
+    python -m bench.baselines.ws_broadcast --port PORT
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
-import sys
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
@@ -39,4 +39,6 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     import uvloop
 
-    uvloop.run(main(int(sys.argv[1])))
+    parser = argparse.ArgumentParser(prog="python -m bench.baselines.ws_broadcast")
+    parser.add_argument("--port", type=int, required=True)
+    uvloop.run(main(parser.parse_args().port))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from bench import client, seed
 from bench.context import Bench
-from bench.servers import REPO_DIR, provider_env
+from testkit.servers import REPO_DIR, provider_env
 
 # BENCH_AI_LEVELS=200 runs one level only (when profiling, say).
 LEVELS = tuple(int(n) for n in os.environ.get("BENCH_AI_LEVELS", "1,50,200").split(","))
@@ -98,17 +98,15 @@ async def _level(bench: Bench, sessions: int, tokens: int, layer: str = "pubsub"
         await asyncio.sleep(0.5)  # the upstream logs a stream after its last write
         cpu = server.cpu_seconds() - cpu_before
         bench.finish_profiles()
-        for task in readers:
-            task.cancel()
-        await client.close_all(conns)
-        records = {r["tag"]: r for r in up.records()}
+        await client.close_all(conns, readers)
+        records = up.records()
 
     added = []
     for s in streams:
         record = records.get(s.tag)
-        if record and "first_chunk" in record and s.first_delta_at is not None:
-            added.append((s.first_delta_at - record["first_chunk"]) * 1000)
-    chunks = sum(r.get("chunks", 0) for r in records.values())
+        if record and record["first_chunk_at"] is not None and s.first_delta_at is not None:
+            added.append((s.first_delta_at - record["first_chunk_at"]) * 1000)
+    chunks = sum(r["chunks_sent"] for r in records.values())
     wrong = [
         s
         for s in streams
@@ -195,15 +193,15 @@ async def _sdk_alone(bench: Bench, sessions: int, tokens: int) -> None:
             if proc.returncode is None:
                 proc.kill()
         await asyncio.sleep(0.5)  # the upstream logs a stream after its last write
-        records = {r["tag"]: r for r in up.records()}
+        records = up.records()
     result = json.loads(out.read_text())
     config = sdk_config(sessions)
     added = [
-        (got["first_delta"] - records[tag]["first_chunk"]) * 1000
+        (got["first_delta"] - records[tag]["first_chunk_at"]) * 1000
         for tag, got in result["streams"].items()
-        if "first_delta" in got and "first_chunk" in records.get(tag, {})
+        if "first_delta" in got and records.get(tag, {}).get("first_chunk_at") is not None
     ]
-    chunks = sum(records[tag].get("chunks", 0) for tag in result["streams"] if tag in records)
+    chunks = sum(records[tag]["chunks_sent"] for tag in result["streams"] if tag in records)
     wrong = [
         tag
         for tag, got in result["streams"].items()

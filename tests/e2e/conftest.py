@@ -21,9 +21,12 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from .live import PASSWORD, LiveServer
-from .proxy import CuttableProxy
-from .upstream import FakeOpenAI
+from testkit.proxy import TcpProxy
+from testkit.pytest_plugin import unavailable
+from testkit.servers import ServerProcess
+from testkit.upstream import FakeUpstream, echo
+
+from .live import PASSWORD, start_live_server
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,10 +49,6 @@ def _services_pass() -> bool:
     return bool(settings.DATABASE_URL or settings.REDIS_URL)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: browser test of the web client (Chromium)")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ours = [item for item in items if _is_e2e(item)]
     for item in ours:
@@ -60,10 +59,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not _is_e2e(item)]
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason}, and REQUIRE_SERVICES=1")
-    pytest.skip(reason)
+@pytest.fixture(scope="module", autouse=True)
+def _close_thread_connections() -> None:
+    """Nothing to close: the browser tests use no database in this process (and the shared
+    fixture's event loop could not run while Playwright's counts as running)."""
 
 
 # Package scope, not session: while Playwright's sync API is started, its event loop counts as
@@ -71,11 +70,11 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="package")
 def playwright_api() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        _unavailable(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+        unavailable(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("browser tests need the playwright package (pip install -e '.[dev]')")
+        unavailable("browser tests need the playwright package (pip install -e '.[dev]')")
     manager = sync_playwright().start()
     yield manager
     manager.stop()
@@ -89,16 +88,17 @@ def browser(playwright_api: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="package")
-def upstream() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI().start()
+def upstream() -> Iterator[FakeUpstream]:
+    """The provider: replies that a test scripts with `on(word, ...)`, an echo otherwise."""
+    fake = FakeUpstream(respond=echo).start_in_thread()
     yield fake
-    fake.stop()
+    fake.stop_thread()
 
 
 @pytest.fixture(scope="package")
-def web_server(browser: Any, upstream: FakeOpenAI) -> Iterator[LiveServer]:
+def web_server(browser: Any, upstream: FakeUpstream) -> Iterator[ServerProcess]:
     with tempfile.TemporaryDirectory(prefix="e2e-") as workdir:
-        server = LiveServer(Path(workdir), upstream.base_url).start()
+        server = start_live_server(Path(workdir), upstream)
         try:
             yield server
         finally:
@@ -106,8 +106,9 @@ def web_server(browser: Any, upstream: FakeOpenAI) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def proxy(web_server: LiveServer) -> Iterator[CuttableProxy]:
-    cuttable = CuttableProxy(web_server.port).start()
+def proxy(web_server: ServerProcess) -> Iterator[TcpProxy]:
+    """A proxy in front of the live server, to drop a browser's socket."""
+    cuttable = TcpProxy(web_server.port).start()
     yield cuttable
     cuttable.stop()
 
@@ -168,7 +169,7 @@ class Person:
 
 
 @pytest.fixture
-def person(browser: Any, web_server: LiveServer) -> Iterator[Callable[..., Person]]:
+def person(browser: Any, web_server: ServerProcess) -> Iterator[Callable[..., Person]]:
     made: list[Person] = []
 
     def make(

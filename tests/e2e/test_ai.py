@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from testkit.proxy import TcpProxy
+from testkit.upstream import Behavior, FakeUpstream
+
 from .conftest import Person
 from .live import LLM_USER_RATE, PASSWORD, STAFF_USERNAME
-from .proxy import CuttableProxy
-from .upstream import FakeOpenAI, Reply, split_words
 
 STREAMED = (
     "Streaming works like this:\n\n"
@@ -65,7 +66,9 @@ def ai_reply(page: Any) -> Any:
     return page.locator("#messages li.msg.ai").last
 
 
-def test_reply_streams_into_both_pages(person: Callable[..., Person], upstream: FakeOpenAI) -> None:
+def test_reply_streams_into_both_pages(
+    person: Callable[..., Person], upstream: FakeUpstream
+) -> None:
     ana = person("ana")
     ben = person("ben", locale="en-US")
     ana.context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -78,7 +81,7 @@ def test_reply_streams_into_both_pages(person: Callable[..., Person], upstream: 
     ben.page.wait_for_url(re.compile(rf"/ai/{session_id}/$"))
     ben.page.wait_for_selector('#conn-status[data-state="open"]')
 
-    upstream.on("explain-streaming", Reply(chunks=split_words(STREAMED), delay=0.12))
+    upstream.on("explain-streaming", Behavior(text=STREAMED, by_words=True, delay=0.12))
     send(ana, "please explain-streaming")
     for who in (ana, ben):
         who.page.locator("#messages li.msg", has_text="explain-streaming").wait_for()
@@ -93,7 +96,7 @@ def test_reply_streams_into_both_pages(person: Callable[..., Person], upstream: 
     later = [len(b.inner_text()) for b in streaming if b.count()]
     assert len(later) == 2, "the reply ended too soon to be seen growing"
     assert all(b > a for a, b in zip(early, later, strict=True)), (early, later)
-    assert upstream.call_for("explain-streaming").completed is False
+    assert upstream.request_for("explain-streaming").completed is False
 
     for who in (ana, ben):
         reply = ai_reply(who.page)
@@ -119,12 +122,12 @@ def test_reply_streams_into_both_pages(person: Callable[..., Person], upstream: 
 
 
 def test_stop_ends_the_reply_and_the_provider_call(
-    person: Callable[..., Person], upstream: FakeOpenAI
+    person: Callable[..., Person], upstream: FakeUpstream
 ) -> None:
     ana = person("ana")
     start_session(ana, room_with(ana))
     words = [f"word{n} " for n in range(200)]
-    upstream.on("long-story", Reply(chunks=words, delay=0.05))
+    upstream.on("long-story", Behavior(text="".join(words), by_words=True, delay=0.05))
     send(ana, "tell me a long-story")
     bubble = ana.page.locator("#tail li.msg.ai.streaming")
     bubble.locator(".body", has_text="word5").wait_for()
@@ -138,7 +141,7 @@ def test_stop_ends_the_reply_and_the_provider_call(
     assert "word199" not in text
     ana.page.wait_for_selector("#stop-button", state="hidden")
 
-    call = upstream.call_for("long-story")
+    call = upstream.request_for("long-story")
     assert call.finished.wait(5), "the provider call went on after Stop"
     assert call.hung_up
     assert not call.completed
@@ -153,12 +156,12 @@ def test_stop_ends_the_reply_and_the_provider_call(
 
 
 def test_a_reply_being_written_comes_back_after_a_dropped_socket(
-    person: Callable[..., Person], upstream: FakeOpenAI, proxy: CuttableProxy
+    person: Callable[..., Person], upstream: FakeUpstream, proxy: TcpProxy
 ) -> None:
     ana = person("ana", base_url=proxy.base_url)
     start_session(ana, room_with(ana))
     words = [f"word{n} " for n in range(300)]
-    upstream.on("resume-me", Reply(chunks=words, delay=0.05))
+    upstream.on("resume-me", Behavior(text="".join(words), by_words=True, delay=0.05))
     send(ana, "resume-me please")
     bubble = ana.page.locator("#tail li.msg.ai.streaming")
     bubble.locator(".body", has_text="word5").wait_for()
@@ -187,7 +190,7 @@ def test_a_reply_being_written_comes_back_after_a_dropped_socket(
 
 
 def test_payloads_from_people_and_the_model_stay_inert(
-    person: Callable[..., Person], upstream: FakeOpenAI
+    person: Callable[..., Person], upstream: FakeUpstream
 ) -> None:
     ana = person("ana")
     ben = person("ben")
@@ -195,7 +198,7 @@ def test_payloads_from_people_and_the_model_stay_inert(
     session_id = start_session(ana, room)
     ben.open_chat(f"/ai/{session_id}/")
 
-    upstream.on("model-xss", Reply(chunks=split_words(MODEL_XSS), delay=0.01))
+    upstream.on("model-xss", Behavior(text=MODEL_XSS, by_words=True, delay=0.01))
     send(ana, '<img src=x onerror="window.__pwned=1"> model-xss <script>alert(9)</script>')
     for who in (ana, ben):
         reply = ai_reply(who.page)
@@ -217,11 +220,11 @@ def test_payloads_from_people_and_the_model_stay_inert(
 
 
 def test_a_provider_failure_says_what_to_do_and_the_session_goes_on(
-    person: Callable[..., Person], upstream: FakeOpenAI
+    person: Callable[..., Person], upstream: FakeUpstream
 ) -> None:
     ana = person("ana")
     start_session(ana, room_with(ana))
-    upstream.on("provider-down", Reply(chunks=[], status=500))
+    upstream.on("provider-down", Behavior(status=500))
     send(ana, "provider-down now?")
     notice = ana.page.locator('#notices .notice[data-key="upstream_unavailable"]')
     notice.wait_for()
@@ -236,7 +239,7 @@ def test_a_provider_failure_says_what_to_do_and_the_session_goes_on(
 
 
 def test_rate_limit_says_when_to_send_again(
-    person: Callable[..., Person], upstream: FakeOpenAI
+    person: Callable[..., Person], upstream: FakeUpstream
 ) -> None:
     ana = person("ana")
     start_session(ana, room_with(ana))
@@ -304,7 +307,7 @@ def test_ending_a_session_is_offered_to_who_may_end_it(person: Callable[..., Per
     assert ben.page.inner_text("#session-state") == "종료됨"
 
 
-def test_usage_page_draws_the_charts(person: Callable[..., Person], upstream: FakeOpenAI) -> None:
+def test_usage_page_draws_the_charts(person: Callable[..., Person], upstream: FakeUpstream) -> None:
     # The staff account signs in through the sign-in page.
     staff = person(signed_up=False, username=STAFF_USERNAME)
     staff.goto("/usage/")
@@ -316,7 +319,7 @@ def test_usage_page_draws_the_charts(person: Callable[..., Person], upstream: Fa
 
     ana = person("ana")
     start_session(ana, room_with(ana))
-    upstream.on("count-me", Reply(chunks=["one ", "two ", "three"], prompt_tokens=20))
+    upstream.on("count-me", Behavior(text="one two three", by_words=True, prompt_tokens=20))
     send(ana, "count-me please")
     ai_reply(ana.page).locator(".body", has_text="three").wait_for()
 

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from testkit.proxy import TcpProxy
+
 from .conftest import Person
 from .live import PASSWORD
-from .proxy import CuttableProxy
 
 XSS_TEXT = [
     '<img src=x onerror="window.__pwned=1;alert(1)">',
@@ -136,7 +137,7 @@ def test_payloads_from_people_stay_text(person: Callable[..., Person]) -> None:
 
 
 def test_dropped_socket_reconnects_and_recovers_missed_messages(
-    person: Callable[..., Person], proxy: CuttableProxy
+    person: Callable[..., Person], proxy: TcpProxy
 ) -> None:
     ana = person("ana", base_url=proxy.base_url)
     ben = person("ben")

@@ -10,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from testkit.servers import REPO_DIR
+from testkit.upstream import Behavior, FakeUpstream
+
 from .conftest import Person
-from .live import REPO
 from .test_ai import send
-from .upstream import FakeOpenAI, Reply, split_words
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 ANSWER = (
@@ -36,9 +37,9 @@ def fits(page: Any) -> None:
 
 
 def test_pages_fit_phones_and_wide_screens(
-    person: Callable[..., Person], upstream: FakeOpenAI, tmp_path: Path
+    person: Callable[..., Person], upstream: FakeUpstream, tmp_path: Path
 ) -> None:
-    shots = REPO / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots = REPO_DIR / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
 
     def shoot(who: Person, name: str) -> None:
         fits(who.page)
@@ -72,7 +73,7 @@ def test_pages_fit_phones_and_wide_screens(
     minji.page.wait_for_url(re.compile(r"/ai/[0-9a-f-]{36}/$"))
     minji.page.wait_for_selector('#conn-status[data-state="open"]')
     session_path = minji.page.url.removeprefix(minji.base_url)
-    upstream.on("재연결", Reply(chunks=split_words(ANSWER), delay=0.01, prompt_tokens=180))
+    upstream.on("재연결", Behavior(text=ANSWER, by_words=True, delay=0.01, prompt_tokens=180))
     send(minji, "재연결 후에 메시지가 중복되거나 빠지지 않게 하려면 어떻게 해야 하나요?")
     minji.page.locator("#messages li.msg.ai .codeblock").wait_for()
     minji.page.wait_for_selector("#stop-button", state="hidden")

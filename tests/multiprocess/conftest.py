@@ -6,9 +6,6 @@ test commits (`django_db(transaction=True)`) are what the servers read.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,12 +14,8 @@ from typing import Any
 
 import pytest
 
-REPO_DIR = Path(__file__).resolve().parents[2]
-if str(REPO_DIR) not in sys.path:  # the server helper lives in bench/
-    sys.path.insert(0, str(REPO_DIR))
-
-from bench.servers import ServerProcess, app_env, postgres_url, provider_env  # noqa: E402
-from llm.tests.upstream import Behavior, FakeUpstream  # noqa: E402
+from testkit.servers import ServerProcess, app_env, postgres_url, provider_env
+from testkit.upstream import FakeUpstream
 
 # Short enough to keep the dead-holder test fast, long enough for a renewal every second.
 LOCK_TTL_SECONDS = 3
@@ -32,58 +25,10 @@ CHAT_RATE = 4
 LLM_RATE = 3
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    from django.conf import settings
-    from django.db import connection
-
-    need = []
-    if item.get_closest_marker("redis") and not settings.REDIS_URL:
-        need.append("Redis (TEST_REDIS_URL)")
-    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        need.append("PostgreSQL (TEST_DATABASE_URL)")
-    if need:
-        reason = "needs " + " and ".join(need)
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}, and REQUIRE_SERVICES=1")
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="module", autouse=True)
-async def _close_thread_connections() -> AsyncIterator[None]:
-    """Close the connection of asgiref's sync thread, so the test database can be dropped."""
-    yield
-    from asgiref.sync import sync_to_async
-    from django.db import connections
-
-    await sync_to_async(connections.close_all)()
-
-
-class TimedUpstream(FakeUpstream):
-    """The local OpenAI-compatible server, also noting when each stream ended."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stream_ended_at: list[float] = []
-
-    async def _stream(
-        self, writer: asyncio.StreamWriter, body: dict[str, Any], behavior: Behavior
-    ) -> None:
-        try:
-            await super()._stream(writer, body, behavior)
-        finally:
-            self.stream_ended_at.append(time.monotonic())
-
-    def reset(self, behavior: Behavior) -> None:
-        self.default = behavior
-        self.queue.clear()
-        self.requests.clear()
-        self.first_chunk_sent_at.clear()
-        self.stream_ended_at.clear()
-
-
 @pytest.fixture(scope="module")
-async def upstream() -> AsyncIterator[TimedUpstream]:
-    server = await TimedUpstream().start()
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    """The servers' provider, in the tests' event loop; each test `reset`s it."""
+    server = await FakeUpstream().start()
     yield server
     await server.stop()
 

@@ -8,7 +8,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -21,7 +21,7 @@ from accounts.models import User
 from chat.models import Message
 from chat.services import room_create
 from llm.models import AiReply
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 from .conftest import CHAT_RATE, LLM_RATE, LOCK_TTL_SECONDS
 
@@ -151,6 +151,26 @@ async def start_session(server: Any, cookie: str, room_id: str) -> str:
     return str(body["session_id"])
 
 
+class AiSession(NamedTuple):
+    room: str
+    id: str
+    cookies: dict[str, str]
+    peers: list[Peer]
+
+
+async def ai_session(
+    peers: Any, start_on: Any, names: tuple[str, ...], *where: tuple[Any, str]
+) -> AiSession:
+    """A room of `names` whose first member starts an AI session through server `start_on`, and
+    a socket on the session for each (server, name) of `where`, past its ai_joined frame."""
+    room, cookies = await make_room(*names)
+    session = await start_session(start_on, cookies[names[0]], room)
+    opened = [await peers(server, f"/ws/llm/{session}/", cookies[name]) for server, name in where]
+    for peer in opened:
+        assert (await peer.recv())["type"] == "ai_joined"
+    return AiSession(room, session, cookies, opened)
+
+
 def stream_text(frames: list[dict[str, Any]]) -> str:
     start = next(f for f in frames if f["type"] == "ai_stream_start")
     deltas = [f for f in frames if f["type"] == "ai_stream_delta"]
@@ -199,14 +219,8 @@ async def test_one_ai_stream_for_members_on_both_processes_and_one_provider_call
 ):
     upstream.reset(Behavior(text=LONG_TEXT[:120], chunk_chars=3, delay=0.01))
     a, b = cluster.processes[:2]
-    room, cookies = await make_room("alice", "bob")
-    session = await start_session(a, cookies["alice"], room)
-    path = f"/ws/llm/{session}/"
-    alice_a = await peers(a, path, cookies["alice"])
-    alice_b = await peers(b, path, cookies["alice"])
-    bob_b = await peers(b, path, cookies["bob"])
-    for peer in (alice_a, alice_b, bob_b):
-        assert (await peer.recv())["type"] == "ai_joined"
+    session = await ai_session(peers, a, ("alice", "bob"), (a, "alice"), (b, "alice"), (b, "bob"))
+    alice_a, alice_b, bob_b = session.peers
 
     await alice_a.send(type="chat_message", message="질문", client_id="q-1")
     # The same message again through the other process, as a client retrying would.
@@ -221,7 +235,7 @@ async def test_one_ai_stream_for_members_on_both_processes_and_one_provider_call
     assert len(stream_ids) == 1
     await asyncio.sleep(0.5)  # room for a second, wrong, provider call to show up
     assert len(upstream.requests) == 1
-    assert await count_messages(ai_session_id=session, sender__username="alice") == 1
+    assert await count_messages(ai_session_id=session.id, sender__username="alice") == 1
 
 
 async def test_replies_run_one_at_a_time_in_message_order_across_processes(
@@ -229,13 +243,8 @@ async def test_replies_run_one_at_a_time_in_message_order_across_processes(
 ):
     upstream.reset(Behavior(text=LONG_TEXT[:48], chunk_chars=4, first_delay=0.2, delay=0.02))
     a, b = cluster.processes[:2]
-    room, cookies = await make_room("alice", "bob")
-    session = await start_session(a, cookies["alice"], room)
-    path = f"/ws/llm/{session}/"
-    alice_a = await peers(a, path, cookies["alice"])
-    bob_b = await peers(b, path, cookies["bob"])
-    for peer in (alice_a, bob_b):
-        await peer.recv_type("ai_joined")
+    session = await ai_session(peers, a, ("alice", "bob"), (a, "alice"), (b, "bob"))
+    alice_a, bob_b = session.peers
 
     await asyncio.gather(
         alice_a.send(type="chat_message", message="first from A"),
@@ -246,7 +255,7 @@ async def test_replies_run_one_at_a_time_in_message_order_across_processes(
 
     assert len(upstream.requests) == 2
     # The second request reached the provider only after the first stream had ended.
-    assert upstream.requests[1].received_at >= upstream.stream_ended_at[0]
+    assert upstream.requests[1].received_at >= upstream.requests[0].ended_at
     # Stream frames never interleave: start, deltas, end, then the next stream.
     order = [(f["type"], f["stream_id"]) for f in frames if f["type"].startswith("ai_stream_")]
     first_id, second_id = order[0][1], order[-1][1]
@@ -267,13 +276,8 @@ async def test_replies_run_one_at_a_time_in_message_order_across_processes(
 async def test_stop_from_a_member_on_the_other_process(cluster, upstream, peers):
     upstream.reset(Behavior(text=LONG_TEXT, chunk_chars=4, delay=0.03))
     a, b = cluster.processes[:2]
-    room, cookies = await make_room("alice", "bob")
-    session = await start_session(a, cookies["alice"], room)
-    path = f"/ws/llm/{session}/"
-    alice_a = await peers(a, path, cookies["alice"])
-    bob_b = await peers(b, path, cookies["bob"])
-    for peer in (alice_a, bob_b):
-        await peer.recv_type("ai_joined")
+    session = await ai_session(peers, a, ("alice", "bob"), (a, "alice"), (b, "bob"))
+    alice_a, bob_b = session.peers
 
     await alice_a.send(type="chat_message", message="길게 설명해줘")
     await bob_b.recv_type("ai_stream_delta")
@@ -288,26 +292,25 @@ async def test_stop_from_a_member_on_the_other_process(cluster, upstream, peers)
     assert final["message"]
     assert LONG_TEXT.startswith(final["message"])
     assert len(final["message"]) < len(LONG_TEXT)
-    reply = await sync_to_async(AiReply.objects.get)(session_id=session)
+    reply = await sync_to_async(AiReply.objects.get)(session_id=session.id)
     assert reply.status == AiReply.Status.STOPPED
     # Stopping ends the provider stream too: it does not run on, billing, to its end.
-    await asyncio.sleep(0.3)
-    assert len(upstream.stream_ended_at) == 1
+    (call,) = upstream.requests
+    assert await asyncio.to_thread(call.finished.wait, 5), "the provider stream went on"
+    assert call.hung_up
+    assert not call.completed
 
 
 async def test_late_joiner_on_the_other_process_gets_the_whole_reply(cluster, upstream, peers):
     upstream.reset(Behavior(text=LONG_TEXT[:240], chunk_chars=4, delay=0.02))
     a, b = cluster.processes[:2]
-    room, cookies = await make_room("alice", "carol")
-    session = await start_session(a, cookies["alice"], room)
-    path = f"/ws/llm/{session}/"
-    alice_a = await peers(a, path, cookies["alice"])
-    await alice_a.recv_type("ai_joined")
+    session = await ai_session(peers, a, ("alice", "carol"), (a, "alice"))
+    (alice_a,) = session.peers
     await alice_a.send(type="chat_message", message="천천히 답해줘")
     for _ in range(3):
         await alice_a.recv_type("ai_stream_delta")
 
-    carol_b = await peers(b, path, cookies["carol"])
+    carol_b = await peers(b, f"/ws/llm/{session.id}/", session.cookies["carol"])
     assert (await carol_b.recv())["type"] == "ai_joined"
     frames = await carol_b.until_ai_message()
     start = frames[0]
@@ -319,18 +322,16 @@ async def test_late_joiner_on_the_other_process_gets_the_whole_reply(cluster, up
 
 async def test_deactivation_and_removal_close_sockets_on_the_other_process(cluster, peers):
     a, b = cluster.processes[:2]
-    room, cookies = await make_room("alice", "bob")
-    session = await start_session(a, cookies["alice"], room)
-    bob_session = await peers(b, f"/ws/llm/{session}/", cookies["bob"])
+    session = await ai_session(peers, a, ("alice", "bob"), (b, "bob"))
+    room, cookies, (bob_session,) = session.room, session.cookies, session.peers
     bob_room = await peers(b, f"/ws/chat/{room}/", cookies["bob"])
-    await bob_session.recv_type("ai_joined")
 
     status, body = await call_api(
-        a, cookies["alice"], "POST", f"/api/llm/sessions/{session}/deactivate/"
+        a, cookies["alice"], "POST", f"/api/llm/sessions/{session.id}/deactivate/"
     )
     assert status == 200, body
     ended = await bob_session.recv_type("ai_session_ended")
-    assert ended["session_id"] == session
+    assert ended["session_id"] == session.id
     assert await bob_session.close_code() == 4410
 
     status, body = await call_api(
@@ -374,13 +375,8 @@ async def test_lock_of_a_killed_process_expires_and_the_next_reply_runs(cluster,
     upstream.reset(Behavior(text=LONG_TEXT, chunk_chars=4, delay=0.05))
     b = cluster.processes[1]
     victim = cluster.start("victim")
-    room, cookies = await make_room("alice", "bob")
-    session = await start_session(b, cookies["alice"], room)
-    path = f"/ws/llm/{session}/"
-    alice_v = await peers(victim, path, cookies["alice"])
-    bob_b = await peers(b, path, cookies["bob"])
-    for peer in (alice_v, bob_b):
-        await peer.recv_type("ai_joined")
+    session = await ai_session(peers, b, ("alice", "bob"), (victim, "alice"), (b, "bob"))
+    alice_v, bob_b = session.peers
 
     await alice_v.send(type="chat_message", message="first, on the doomed process")
     first = await bob_b.recv_type("ai_stream_start")
@@ -406,6 +402,8 @@ async def test_lock_of_a_killed_process_expires_and_the_next_reply_runs(cluster,
     assert waited <= LOCK_TTL_SECONDS + 5, f"the next reply waited {waited:.1f} s"
     assert len(upstream.requests) == 2
     statuses = await sync_to_async(
-        lambda: sorted(AiReply.objects.filter(session_id=session).values_list("status", flat=True))
+        lambda: sorted(
+            AiReply.objects.filter(session_id=session.id).values_list("status", flat=True)
+        )
     )()
     assert statuses == sorted([AiReply.Status.INTERRUPTED, AiReply.Status.DONE])

@@ -17,13 +17,6 @@ from core.ws import still_signed_in
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
 async def _open(ws, room, user):
     sock = await ws(f"/ws/chat/{room.pk}/", user)
     return sock

@@ -12,13 +12,6 @@ from chat.services import room_create
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
 def test_create_room(client_for, alice):
     r = client_for(alice).post_json("/api/chat/rooms/", {"name": "  backend  "})
     assert r.status_code == 201

@@ -15,13 +15,6 @@ from chat.services import room_create, room_remove_participant
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
 def path(room):
     return f"/ws/chat/{room.pk}/"
 
@@ -75,7 +68,9 @@ async def test_client_id_makes_a_retry_idempotent(ws, room, alice, bob):
     again = await a2.recv()
     assert again["message_id"] == first["message_id"]
     assert again["client_id"] == "abc-1"
-    assert await b.receive_nothing(0.3)
+    # Bob's next frame is the next message, not the retry broadcast a second time.
+    await a2.send_json_to({"type": "chat_message", "message": "after the retry"})
+    assert (await b.recv())["message"] == "after the retry"
     assert await count(content="once") == 1
 
 
@@ -211,9 +206,14 @@ async def test_two_clients_exchange_messages_over_redis(ws, room, alice, bob, se
     a = await ws(path(room), alice)
     b = await ws(path(room), bob)
     await a.send_json_to({"type": "chat_message", "message": "ping"})
-    assert (await b.recv())["message"] == "ping"
+    ping = await b.recv()
+    assert (ping["message"], ping["username"], ping["is_self"]) == ("ping", "alice", False)
     await b.send_json_to({"type": "chat_message", "message": "pong"})
-    assert (await a.recv_type("chat_message"))["message"] in ("ping", "pong")
+    # Alice's own echo comes first; the next frame must be bob's answer, not a repeat of it.
+    echo = await a.recv()
+    assert (echo["message"], echo["is_self"]) == ("ping", True)
+    pong = await a.recv()
+    assert (pong["message"], pong["username"], pong["is_self"]) == ("pong", "bob", False)
 
 
 async def test_open_sockets_per_user_are_capped(ws, room, alice, bob, settings):

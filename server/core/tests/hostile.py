@@ -109,13 +109,8 @@ NOTHING = None
 
 
 def _storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    """No NUL (PostgreSQL refuses it) and no surrogate code point (no encoding has one)."""
+    return not any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in text)
 
 
 def expected(frame: Frame, frame_types: frozenset[str]) -> Error | Echo | None:

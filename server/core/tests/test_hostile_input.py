@@ -21,7 +21,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat.models import Message
-from chat.services import room_create
 from core.tests.hostile import (
     MAX_MESSAGE_CHARS,
     SWEEP,
@@ -40,13 +39,10 @@ sockets = pytest.mark.django_db(transaction=True)
 CHAT_TYPES = frozenset({"chat_message"})
 
 
-@pytest.fixture
-def room(alice, bob, settings):
+@pytest.fixture(autouse=True)
+def _no_chat_rate_limit(settings):
     # The sweep sends far more messages than a person would; the limit has tests of its own.
     settings.CHAT_USER_RATE = "100000/minute"
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 @sockets

@@ -1,72 +1,99 @@
-"""A database or Redis outage answers 503 / an error frame instead of a crash."""
+"""A database or Redis outage answers 503 / an error frame instead of a crash, and service
+comes back with the database. The database goes away for real: a TCP proxy between this
+process and PostgreSQL is cut (so every query, the session lookup included, fails as it would);
+Redis is unreachable at the address the rate limiter is given."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
-from django.db import OperationalError
+from asgiref.sync import sync_to_async
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from chat.services import room_create
+from core import ratelimit
 from core.hub import Hub
+from testkit.proxy import TcpProxy
+from testkit.servers import free_port
 
 pytestmark = pytest.mark.django_db
 
+UNAVAILABLE = {
+    "result": "error",
+    "code": "service_unavailable",
+    "message": "The database is unavailable; try again shortly.",
+}
 
-def test_api_answers_503_when_the_database_is_down(client_for, alice, monkeypatch):
-    from chat import selectors
 
-    def down(**kwargs):
-        raise OperationalError("connection refused")
+@pytest.fixture
+def database(transactional_db: None) -> Iterator[TcpProxy]:
+    """This process's connections to PostgreSQL, through a proxy that the test cuts."""
+    from django.db import connection, connections
 
-    monkeypatch.setattr(selectors, "room_list_for_user", down)
-    r = client_for(alice).get("/api/chat/my-rooms/")
+    settings_dict = connection.settings_dict  # shared by every thread's connection
+    saved = {key: settings_dict[key] for key in ("HOST", "PORT")}
+    proxy = TcpProxy(int(saved["PORT"] or 5432), saved["HOST"] or "127.0.0.1").start()
+    connections.close_all()
+    settings_dict.update(HOST="127.0.0.1", PORT=proxy.port)
+    try:
+        yield proxy
+    finally:
+        proxy.restore()
+        connections.close_all()
+        settings_dict.update(saved)
+        proxy.stop()
+
+
+@pytest.mark.postgres
+def test_api_answers_503_while_the_database_is_down(client_for, alice, database):
+    # (Recovery needs the request cycle's close_old_connections, which Django's test client
+    # leaves out: tests/multiprocess/test_faults.py checks it on a real server.)
+    client = client_for(alice)
+    assert client.get("/api/chat/my-rooms/").status_code == 200
+    database.cut()
+    r = client.get("/api/chat/my-rooms/")
     assert r.status_code == 503
-    assert r.json() == {
-        "result": "error",
-        "code": "service_unavailable",
-        "message": "The database is unavailable; try again shortly.",
-    }
+    assert r.json() == UNAVAILABLE
 
 
-def test_api_answers_503_when_redis_is_down(anon, alice, monkeypatch):
-    from core import ratelimit
-
-    def down(*args, **kwargs):
-        raise RedisConnectionError("connection refused")
-
-    monkeypatch.setattr(ratelimit, "check", down)
-    r = anon.post_json("/api/auth/login/", {"username": "alice", "password": "x"})
+def test_api_answers_503_while_redis_is_unreachable(anon, alice, settings):
+    # Nothing listens on a port just found free: the rate limiter's Redis is down.
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    ratelimit._limiter.cache_clear()
+    try:
+        with pytest.raises(RedisConnectionError):
+            ratelimit.check("probe", "x", "5/minute")
+        r = anon.post_json("/api/auth/login/", {"username": "alice", "password": "x"})
+    finally:
+        ratelimit._limiter.cache_clear()
     assert r.status_code == 503
     assert r.json()["code"] == "service_unavailable"
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-async def test_socket_gets_an_error_frame_and_stays_open(
-    client_for, ws, alice, monkeypatch, settings
+async def test_socket_gets_an_error_frame_while_the_database_is_down_and_stays_open(
+    client_for, ws, alice, settings, database
 ):
-    from asgiref.sync import sync_to_async
-
-    from llm import services
-
     settings.LLM_PROVIDER = "echo"
+    # The handlers' queries on Django's one sync thread (as on SQLite), whose connection is
+    # closed after every call, so that each of them goes through the proxy. On the pool of
+    # database threads a connection opened by an earlier test can outlive the switch to the
+    # proxy in this process; tests/multiprocess/test_faults.py cuts the pool's on a real server.
+    settings.DB_THREAD_SENSITIVE = True
     room = await sync_to_async(room_create)(owner=alice, name="r")
     c = await sync_to_async(client_for)(alice)
     r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
     sock = await ws(f"/ws/llm/{r.json()['session_id']}/", alice)
     await sock.recv_type("ai_joined")
-    real = services.message_post
-
-    def down(**kwargs):
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr(services, "message_post", down)
+    database.cut()
     await sock.send_json_to({"type": "chat_message", "message": "lost?"})
     err = await sock.recv()
     assert err["type"] == "error"
     assert err["code"] == "service_unavailable"
-    monkeypatch.setattr(services, "message_post", real)
+    database.restore()
     await sock.send_json_to({"type": "chat_message", "message": "back"})
     assert (await sock.recv_type("chat_message"))["message"] == "back"
     await sock.recv_type("ai_stream_end")

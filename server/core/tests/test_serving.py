@@ -7,12 +7,10 @@ in which a second process used to split every room in silence.
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,112 +19,59 @@ from django.test import override_settings
 
 from core import serving
 from core.lifespan import StartupRefused
+from testkit.servers import SERVER_DIR, ServerProcess, app_env, manage
 
-SERVER_DIR = Path(__file__).resolve().parents[2]
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "PYTEST")) and k != "WEB_CONCURRENCY"
-    }
-    env.update(
-        ENV_FILE="",
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="1",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        REDIS_URL="",
-        LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
+SECRET_KEY = "serving-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
-def _uvicorn(tmp_path: Path, port: int, *args: str, **env: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "on",
-            *args,
-        ],
-        cwd=SERVER_DIR,
-        env=_env(tmp_path, **env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+def _env(workdir: Path, **extra: str) -> dict[str, str]:
+    """As `make run` serves: DEBUG on, SQLite, no Redis."""
+    return app_env(
+        database_url=f"sqlite:///{workdir / 'db.sqlite3'}",
+        prefix="serving",
+        secret_key=SECRET_KEY,
+        debug=True,
+        **extra,
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError("the first server did not answer within 30 s")
+def _server(workdir: Path, name: str, **env: str) -> ServerProcess:
+    """uvicorn on the SQLite file in `workdir`, with the start-up hooks (where the claim is
+    taken), ready once /healthz answers."""
+    return ServerProcess(
+        env=_env(workdir, **env),
+        lifespan=True,
+        ready_path="/healthz",
+        log_path=workdir / f"{name}.log",
+    )
 
 
 @pytest.fixture
 def migrated(tmp_path: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=SERVER_DIR,
-        env=_env(tmp_path),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    manage(_env(tmp_path), "migrate", "--noinput")
     return tmp_path
 
 
 def test_a_second_process_on_the_same_sqlite_file_refuses_to_start(migrated: Path) -> None:
-    first_port, second_port = _free_port(), _free_port()
-    first = _uvicorn(migrated, first_port)
-    try:
-        _wait_healthy(first_port, first)
-        second = _uvicorn(migrated, second_port)
-        out, _ = second.communicate(timeout=60)
-        text = out.decode()
-        assert second.returncode != 0
+    with _server(migrated, "first").start() as first, _server(migrated, "second") as second:
+        assert second.launch().wait_exit(60) != 0
+        text = second.log_text()
         assert "REDIS_URL" in text
         assert "single worker" in text
-        assert first.poll() is None  # the process already serving goes on
-    finally:
-        first.terminate()
-        first.wait(timeout=20)
+        assert first.proc is not None
+        assert first.proc.poll() is None  # the process already serving goes on
 
 
 def test_several_workers_without_redis_stop_the_whole_server(migrated: Path) -> None:
-    # WEB_CONCURRENCY, as a .env meant for the container once left it in the environment.
+    # WEB_CONCURRENCY, as a .env meant for the container once left it in the environment, and
+    # no --workers: the count is uvicorn's to take from the variable.
+    server = _server(migrated, "server", WEB_CONCURRENCY="2")
+    server.workers = None
     # uvicorn's parent process stops when a worker fails to start (it exits 0 all the same):
-    # communicate() returning at all is the server having stopped by itself.
-    server = _uvicorn(migrated, _free_port(), WEB_CONCURRENCY="2")
-    try:
-        out, _ = server.communicate(timeout=90)
-    finally:
-        if server.poll() is None:
-            server.kill()
-    text = out.decode()
+    # its exit at all is the server having stopped by itself.
+    with server.launch():
+        server.wait_exit(90)
+    text = server.log_text()
     assert "failed to start, stopping the parent process" in text
     assert "Started parent process" in text  # uvicorn did take two workers from the variable
     assert "REDIS_URL" in text
@@ -134,17 +79,13 @@ def test_several_workers_without_redis_stop_the_whole_server(migrated: Path) -> 
 
 
 def test_the_claim_is_released_when_its_process_ends(migrated: Path) -> None:
-    port = _free_port()
-    first = _uvicorn(migrated, port)
-    _wait_healthy(port, first)
+    first = _server(migrated, "first").start()
     first.kill()
-    first.wait(timeout=20)
-    second = _uvicorn(migrated, port)
-    try:
-        _wait_healthy(port, second)
-    finally:
-        second.terminate()
-        second.wait(timeout=20)
+    first.stop()
+    second = _server(migrated, "second")
+    second.port = first.port
+    second.start()  # raises unless it serves: the killed process's claim went with it
+    second.stop()
 
 
 @pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
@@ -231,9 +172,12 @@ def test_settings_read_the_env_file_without_exporting_it(tmp_path: Path) -> None
         }))
         """
     )
-    env = _env(tmp_path, ENV_FILE=str(env_file), LLM_HISTORY_LIMIT="3")
-    env.pop("LLM_MODEL", None)
-    env["PROMETHEUS_MULTIPROC_DIR"] = ""  # empty in the real environment too: still off
+    env = _env(
+        tmp_path,
+        ENV_FILE=str(env_file),
+        LLM_HISTORY_LIMIT="3",
+        PROMETHEUS_MULTIPROC_DIR="",  # empty in the real environment too: still off
+    )
     out = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
         [sys.executable, "-c", script],
         cwd=SERVER_DIR,
@@ -242,8 +186,6 @@ def test_settings_read_the_env_file_without_exporting_it(tmp_path: Path) -> None
         capture_output=True,
         timeout=60,
     ).stdout
-    import json
-
     seen = json.loads(out)
     assert seen["model"] == "from-the-file"
     assert seen["history"] == 3  # the environment wins over the file

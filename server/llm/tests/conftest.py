@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from llm.providers.openai import reset_clients
-from llm.tests.upstream import FakeUpstream
+from testkit.upstream import FakeUpstream
 
 
 @pytest.fixture

@@ -9,15 +9,9 @@ from asgiref.sync import sync_to_async
 
 from chat.services import room_create
 from llm.models import AiChatSession
+from llm.tests.factories import usage_record
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 @pytest.fixture
@@ -299,26 +293,9 @@ async def test_ai_session_rate_limit(client_for, ws, room, alice, settings):
 def test_admin_usage_list_shows_totals_and_sessions_can_be_deactivated(
     client_for, room, alice, make_user, echo
 ):
-    from decimal import Decimal
-
-    from llm.models import LlmUsage
-
     session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
     for tokens in (100, 23):
-        LlmUsage.objects.create(
-            provider="openai",
-            model="gpt-4o-mini",
-            user=alice,
-            room=room,
-            session=session,
-            prompt_tokens=tokens,
-            completion_tokens=0,
-            total_tokens=tokens,
-            usage_known=True,
-            cost_usd=Decimal("0.5"),
-            latency_ms=1,
-            finish_reason="stop",
-        )
+        usage_record(alice, room, session, "gpt-4o-mini", tokens, "0.5")
     staff = client_for(make_user("root", is_staff=True, is_superuser=True))
     page = staff.get("/admin/llm/llmusage/?model=gpt-4o-mini")
     assert page.status_code == 200

@@ -6,25 +6,11 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Message
-from chat.services import room_create
 from llm.models import AiReply, LlmUsage
-from llm.tests.upstream import Behavior
+from llm.tests.sessions import open_session
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def room(alice):
-    return room_create(owner=alice, name="devs")
-
-
-async def open_session(client_for, ws, user, room):
-    c = await sync_to_async(client_for)(user)
-    r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
-    session = r.json()["session_id"]
-    sock = await ws(f"/ws/llm/{session}/", user)
-    await sock.recv_type("ai_joined")
-    return session, sock
 
 
 async def failed_reply(sock):

@@ -9,27 +9,13 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Message
-from chat.services import room_create
 from llm.models import AiReply, LlmUsage
-from llm.tests.upstream import Behavior
+from llm.tests.sessions import start_session
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PERSONA_START = "당신은 개발자 채팅방에 참여한"
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
-async def start_session(client_for, user, room):
-    c = await sync_to_async(client_for)(user)
-    r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
-    assert r.status_code == 201, r.content
-    return r.json()["session_id"]
 
 
 async def reply_frames(sock, wait=5):
@@ -87,7 +73,7 @@ async def test_the_seeds_scenario(client_for, ws, upstream, room, alice):
     assert end["finish_reason"] == "stop"
     assert end["usage"]["known"] is True
     assert end["usage"]["total_tokens"] == upstream.default.prompt_tokens + len(
-        upstream._chunks(upstream.default)
+        upstream.default.chunks()
     )
     # Upstream was asked to stream with usage.
     sent = upstream.requests[-1].body

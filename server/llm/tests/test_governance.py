@@ -12,31 +12,15 @@ from django.core.checks import run_checks
 from django.core.management import call_command
 from django.utils import timezone
 
-from chat.services import room_create
 from llm import budgets, prices
 from llm.models import AiChatSession, LlmUsage
 from llm.providers.base import ChatMessage, ChatRequest, Usage
 from llm.providers.openai import reset_clients
-from llm.tests.upstream import Behavior
+from llm.tests.factories import usage_record
+from llm.tests.sessions import open_session
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
-async def open_session(client_for, ws, user, room):
-    c = await sync_to_async(client_for)(user)
-    r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
-    assert r.status_code == 201, r.content
-    sid = r.json()["session_id"]
-    sock = await ws(f"/ws/llm/{sid}/", user)
-    await sock.recv_type("ai_joined")
-    return sid, sock
 
 
 # --- key validation ---------------------------------------------------------------------------
@@ -213,30 +197,12 @@ async def test_usage_sums_equal_what_the_upstream_reported(client_for, ws, upstr
     assert record.model == "gpt-4o-mini"
 
 
-def _usage(user, room, session, model, tokens, cost, when=None):
-    return LlmUsage.objects.create(
-        provider="openai",
-        model=model,
-        user=user,
-        room=room,
-        session=session,
-        prompt_tokens=tokens,
-        completion_tokens=0,
-        total_tokens=tokens,
-        usage_known=True,
-        cost_usd=Decimal(cost),
-        latency_ms=1,
-        finish_reason="stop",
-        created_at=when or timezone.now(),
-    )
-
-
 @pytest.mark.django_db
 def test_usage_api_groups_and_scopes(client_for, room, alice, bob, make_user):
     session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
-    _usage(alice, room, session, "gpt-4o-mini", 100, "0.01")
-    _usage(alice, room, session, "gpt-4o", 10, "0.10")
-    _usage(bob, room, session, "gpt-4o", 5, "0.05")
+    usage_record(alice, room, session, "gpt-4o-mini", 100, "0.01")
+    usage_record(alice, room, session, "gpt-4o", 10, "0.10")
+    usage_record(bob, room, session, "gpt-4o", 5, "0.05")
     mine = client_for(alice).get("/api/llm/usage/?group_by=model").json()
     assert mine["scope"] == "own"
     assert mine["totals"]["total_tokens"] == 110
@@ -267,8 +233,8 @@ def test_usage_api_groups_and_scopes(client_for, room, alice, bob, make_user):
 @pytest.mark.django_db
 def test_llm_usage_command_prints_the_table(room, alice, bob):
     session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
-    _usage(alice, room, session, "gpt-4o-mini", 100, "0.01")
-    _usage(bob, room, session, "gpt-4o-mini", 5, "0.02")
+    usage_record(alice, room, session, "gpt-4o-mini", 100, "0.01")
+    usage_record(bob, room, session, "gpt-4o-mini", 5, "0.02")
     out = StringIO()
     call_command("llm_usage", "--group-by", "user", stdout=out)
     text = out.getvalue()
@@ -307,9 +273,9 @@ def test_daily_token_budget_edges(alice, settings):
 
 
 @pytest.mark.django_db
-def test_daily_budget_counts_recorded_usage(room, alice, bob, settings):
+def test_daily_budget_counts_recordedusage_record(room, alice, bob, settings):
     session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
-    _usage(alice, room, session, "gpt-4o-mini", 1000, "0")
+    usage_record(alice, room, session, "gpt-4o-mini", 1000, "0")
     request = _request()
     worst = budgets.estimate_prompt_tokens(request) + request.max_output_tokens
     settings.LLM_USER_DAILY_TOKEN_BUDGET = 1000 + worst - 1

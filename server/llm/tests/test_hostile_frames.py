@@ -13,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chat.models import Message
-from chat.services import room_create
 from core.tests.hostile import (
     SWEEP,
     answer_of,
@@ -25,7 +24,7 @@ from core.tests.hostile import (
     send,
 )
 from llm import services
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,11 +32,9 @@ AI_TYPES = frozenset({"chat_message", "stop_generation"})
 
 
 @pytest.fixture
-def session(upstream, alice, bob, settings):
+def session(upstream, room, alice, settings):
     settings.LLM_USER_RATE = "100000/minute"
     upstream.default = Behavior(text="ok, noted.", chunk_chars=5)
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
     return services.session_start(user=alice, room_id=room.pk)
 
 

@@ -9,10 +9,9 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError
 
 from chat.models import Message
-from chat.services import room_create
 from llm import replies, services
 from llm.providers import sendable
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,9 +24,7 @@ def test_sendable_replaces_only_what_cannot_be_stored_or_sent():
 
 
 @pytest.fixture
-def session(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
+def session(room, alice):
     return services.session_start(user=alice, room_id=room.pk)
 
 

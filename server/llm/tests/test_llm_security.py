@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 
 import pytest
@@ -16,7 +17,7 @@ from accounts.services import assistant_user
 from chat.models import Message
 from chat.services import room_create
 from llm.models import AiChatSession, AiReply, LlmUsage
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,9 +104,9 @@ async def test_model_output_is_stored_and_sent_verbatim_as_data(
     client = await sync_to_async(client_for)(alice)
     response = await sync_to_async(client.get)(f"/api/llm/sessions/{rooms.pk}/messages/")
     assert response["Content-Type"].startswith("application/json")
+    # A browser must not take the markup inside the JSON for a page of its own.
+    assert response["X-Content-Type-Options"] == "nosniff"
     assert response.json()["messages"][-1]["message"] == MARKUP
-    # The raw frame is JSON, not markup a browser would parse on its own.
-    assert final == json.loads(json.dumps(final))
 
 
 async def test_nothing_secret_is_sent_upstream(ws, upstream, rooms, alice, settings):
@@ -127,8 +128,11 @@ async def test_nothing_secret_is_sent_upstream(ws, upstream, rooms, alice, setti
             "role": "system",
             "content": settings.LLM_SYSTEM_PROMPT,
         }
-        # The end-user id is derived from the secret, not the secret.
-        assert request.body["user"] != settings.SECRET_KEY
+    # The provider gets one opaque id for alice: not her name, not her row id.
+    (end_user,) = {request.body["user"] for request in upstream.requests}
+    assert re.fullmatch(r"[0-9a-f]{32}", end_user)
+    assert end_user != str(alice.pk)
+    assert alice.username not in end_user
 
 
 async def _settled() -> None:
@@ -189,12 +193,13 @@ async def test_a_burst_costs_no_more_than_the_limits_allow(ws, upstream, rooms, 
     calls = len(upstream.requests)
     usage = await sync_to_async(list)(LlmUsage.objects.filter(user=alice))
     assert calls == len(usage)
-    assert sum(u.total_tokens for u in usage) <= settings.LLM_USER_DAILY_TOKEN_BUDGET
-    assert calls >= 1
+    spent = sum(u.total_tokens for u in usage)
+    assert spent <= settings.LLM_USER_DAILY_TOKEN_BUDGET
     refused = await sync_to_async(
         AiReply.objects.filter(requested_by=alice, error_code="budget_exceeded").count
     )()
     assert calls + refused == saved
-    # Five calls of this size would not fit, so the budget, not only the rate, said no.
-    assert 5 * (reported + 3) > settings.LLM_USER_DAILY_TOKEN_BUDGET
+    # The budget, not only the rate, said no: of the five messages the rate let through, some
+    # were answered and the rest refused for the budget.
+    assert calls >= 1
     assert refused >= 1

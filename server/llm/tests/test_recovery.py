@@ -9,17 +9,11 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Message
-from chat.services import room_create
 from llm import generation
 from llm.models import AiChatSession, AiReply
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def room(alice):
-    return room_create(owner=alice, name="devs")
 
 
 def _leftovers(room, alice):

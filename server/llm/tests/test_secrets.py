@@ -15,7 +15,7 @@ from conftest import ApiClient
 from django.conf import settings as django_settings
 
 from llm.providers.openai import reset_clients
-from llm.tests.upstream import Behavior
+from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -53,9 +53,10 @@ def page_data(html: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def room(alice: User, bob: User) -> ChatRoom:
-    room = ChatRoom.objects.create(owner=alice, name="</script><script>alert(1)</script>")
-    room.participants.add(bob)
+def room(room: ChatRoom) -> ChatRoom:
+    """The shared room, under a name that would end a <script> block if it were not escaped."""
+    room.name = "</script><script>alert(1)</script>"
+    room.save(update_fields=["name"])
     return room
 
 

@@ -1,5 +1,7 @@
-"""A TCP proxy in front of the live server whose connections the test can cut, to drop a
-browser's WebSocket the way a network failure does, and keep it out while others talk."""
+"""A loopback TCP proxy whose connections a test can cut, the way a network failure or a
+service going down does: in front of a live server (a browser's WebSocket drops) or of
+PostgreSQL (the database goes away). It runs in threads of its own, so synchronous and async
+tests alike can cut and restore it."""
 
 from __future__ import annotations
 
@@ -8,14 +10,14 @@ import socket
 import threading
 
 
-class CuttableProxy:
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+class TcpProxy:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
         self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.refusing = False
-        self.open: set[socket.socket] = set()
-        self.connections = 0
+        self.port: int = self.listener.getsockname()[1]
+        self.connections = 0  # accepted and passed on, over the proxy's life
+        self._refusing = False
+        self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -23,16 +25,16 @@ class CuttableProxy:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> CuttableProxy:
-        threading.Thread(target=self._accept, daemon=True).start()
+    def start(self) -> TcpProxy:
+        threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
         return self
 
     def cut(self) -> None:
-        """Close every open connection and refuse new ones until `restore`."""
+        """Close every open connection, and close each new one at once, until `restore`."""
         with self._lock:
-            self.refusing = True
-            sockets = list(self.open)
-            self.open.clear()
+            self._refusing = True
+            sockets = list(self._open)
+            self._open.clear()
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -40,7 +42,7 @@ class CuttableProxy:
 
     def restore(self) -> None:
         with self._lock:
-            self.refusing = False
+            self._refusing = False
 
     def stop(self) -> None:
         self._closed = True
@@ -54,20 +56,20 @@ class CuttableProxy:
             except OSError:
                 return
             with self._lock:
-                refusing = self.refusing
+                refusing = self._refusing
             if refusing:
                 client.close()
                 continue
             try:
-                server = socket.create_connection(("127.0.0.1", self.target_port))
+                server = socket.create_connection(self.target)
             except OSError:
                 client.close()
                 continue
             with self._lock:
-                self.open.update((client, server))
+                self._open.update((client, server))
                 self.connections += 1
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
@@ -80,6 +82,6 @@ class CuttableProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
             with self._lock:
-                self.open.discard(source)
-                self.open.discard(sink)
+                self._open.discard(source)
+                self._open.discard(sink)
             source.close()
