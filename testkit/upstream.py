@@ -60,8 +60,13 @@ class Behavior:
     stall_after: int | None = None  # stop sending (but keep the connection) after N chunks
     cut_after: int | None = None  # drop the connection after N chunks
     malformed_after: int | None = None  # send an event that is not JSON after N chunks
+    # The pieces exactly as streamed (any text, even what UTF-8 cannot carry, which goes out
+    # as JSON escapes like a provider's would); overrides `text`.
+    pieces: tuple[str, ...] | None = None
 
     def chunks(self) -> list[str]:
+        if self.pieces is not None:
+            return list(self.pieces)
         if self.by_words:
             return split_words(self.text)
         n = max(self.chunk_chars, 1)
@@ -398,7 +403,9 @@ class FakeUpstream:
                 [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
             )
             payload = {**base, "choices": choices, **extra}
-            return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+            # Escaped JSON: a lone surrogate in a piece goes out as its \\u escape, as a
+            # provider may send it.
+            return f"data: {json.dumps(payload)}\n\n".encode()
 
         if behavior.first_delay:
             await asyncio.sleep(behavior.first_delay)

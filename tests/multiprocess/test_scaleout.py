@@ -21,6 +21,7 @@ from accounts.models import User
 from chat.models import Message
 from chat.services import room_create
 from llm.models import AiReply
+from testkit.servers import manage
 from testkit.upstream import Behavior
 
 from .conftest import CHAT_RATE, LLM_RATE, LOCK_TTL_SECONDS
@@ -339,6 +340,31 @@ async def test_deactivation_and_removal_close_sockets_on_the_other_process(clust
     )
     assert status == 200, body
     assert await bob_room.close_code() == 4403
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["user.is_active = False", "user.set_password('Another-Horse-43')"],
+    ids=["deactivated", "new-password"],
+)
+async def test_an_account_change_closes_its_sockets_on_every_process(cluster, peers, change):
+    a, b = cluster.processes[:2]
+    room, cookies = await make_room("alice", "bob")
+    path = f"/ws/chat/{room}/"
+    bob_a = await peers(a, path, cookies["bob"])
+    bob_b = await peers(b, path, cookies["bob"])
+    alice_b = await peers(b, path, cookies["alice"])
+    # An operator's shell, as any code that saves the account: the change is announced
+    # through Redis to every server process.
+    script = (
+        "from accounts.models import User; user = User.objects.get(username='bob'); "
+        f"{change}; user.save()"
+    )
+    await asyncio.to_thread(manage, cluster.env, "shell", "-c", script)
+    assert await bob_a.close_code() == 4401
+    assert await bob_b.close_code() == 4401
+    await alice_b.send(type="chat_message", message="still here")
+    assert (await alice_b.recv_type("chat_message"))["message"] == "still here"
 
 
 async def test_rate_limits_are_one_limit_across_processes(cluster, upstream, peers):

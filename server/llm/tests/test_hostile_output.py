@@ -7,8 +7,11 @@ from __future__ import annotations
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import OperationalError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chat.models import Message
+from core.tests.hostile import SWEEP
 from llm import replies, services
 from llm.providers import sendable
 from testkit.upstream import Behavior
@@ -76,3 +79,59 @@ async def test_a_reply_that_cannot_be_saved_still_ends_for_everyone(
         assert (end["finish_reason"], end["message_id"]) == ("error", None)
         assert frames[-1]["type"] == "ai_error"
         assert frames[-1]["code"] == "service_unavailable"
+
+
+# What a provider might stream: NUL, lone surrogates, control characters, markup, bidi and
+# combining marks, empty pieces and huge ones, and anything else Unicode has.
+HOSTILE_PIECES = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            "\x00",
+            "\ud800",
+            "\udfff",
+            "a\x00\ud83d",
+            "\x07\x1b[31m",
+            "<script>x()</script>",
+            "\u202e\u0301",
+            "}\n\ndata: [DONE]\n\n",
+            "😀",
+            "한국어",
+        ]
+    ),
+    st.text(st.characters(codec=None), max_size=40),
+    st.text(alphabet="x\x00\ud800 ", min_size=5_000, max_size=20_000),
+)
+
+
+@pytest.mark.slow
+@SWEEP
+@given(pieces=st.lists(HOSTILE_PIECES, max_size=8))
+async def test_any_model_output_ends_every_reply_with_its_frames(
+    ws, upstream, session, alice, bob, pieces, settings
+):
+    settings.LLM_USER_RATE = "100000/minute"  # one message per example
+    upstream.default = Behavior(pieces=tuple(pieces))
+    expected = "".join(sendable(piece) for piece in pieces)
+    a = await ws(f"/ws/llm/{session.pk}/", alice)
+    b = await ws(f"/ws/llm/{session.pk}/", bob)
+    await a.recv_type("ai_joined")
+    await b.recv_type("ai_joined")
+    await a.send_json_to({"type": "chat_message", "message": "go"})
+    try:
+        for sock in (a, b):
+            end = await sock.recv_type("ai_stream_end", timeout=10)
+            assert end["finish_reason"] == "stop", end
+            if expected:
+                final = await sock.recv_type("chat_message", timeout=5)
+                assert final["is_ai"]
+                assert final["message"] == expected
+                assert final["message_id"] == end["message_id"]
+            else:
+                assert end["message_id"] is None  # nothing was said: no message to show
+    finally:
+        await a.disconnect()
+        await b.disconnect()
+    if expected:
+        saved = await sync_to_async(Message.objects.get)(pk=end["message_id"])
+        assert saved.content == expected
