@@ -280,6 +280,8 @@ except ArithmeticError as exc:
     raise ImproperlyConfigured(
         "LLM_ROOM_MONTHLY_BUDGET_MAX_USD must be a number of dollars."
     ) from exc
+if not LLM_ROOM_MONTHLY_BUDGET_MAX_USD.is_finite() or LLM_ROOM_MONTHLY_BUDGET_MAX_USD < 0:
+    raise ImproperlyConfigured("LLM_ROOM_MONTHLY_BUDGET_MAX_USD must be 0 or more dollars.")
 try:
     LLM_PRICES: dict[str, Any] = json.loads(setting("LLM_PRICES", "{}"))
 except json.JSONDecodeError as exc:
