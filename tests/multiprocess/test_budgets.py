@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +22,7 @@ from llm.models import AiChatSession, LlmUsage
 from llm.providers.base import ChatMessage
 from llm.tests.upstream import Behavior
 
-from .conftest import Cluster, _forget_redis_keys, end_server_connections, server_env
+from .conftest import Cluster, two_servers
 from .test_faults import wait_for
 from .test_scaleout import Peer, make_room
 
@@ -66,30 +65,18 @@ def _reply_text(encoding: Any, completion: int) -> str:
 
 @pytest.fixture(scope="module")
 def budget_cluster(
-    django_db_setup: None, upstream: Any, tmp_path_factory: Any
+    django_db_setup: None, upstream: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    from django.db import connection
-
-    if connection.vendor != "postgresql" or not settings.REDIS_URL:
-        pytest.skip("needs PostgreSQL and Redis")
-    prefix = f"{settings.CHANNEL_PREFIX}-budget-{uuid.uuid4().hex[:8]}"
-    env = server_env(
+    with two_servers(
         upstream,
-        prefix,
+        tmp_path_factory.mktemp("budget-servers"),
+        "budget",
         LLM_USER_DAILY_TOKEN_BUDGET=str(BUDGET),
         LLM_MAX_OUTPUT_TOKENS=str(MAX_OUTPUT),
         LLM_USER_RATE="1000/minute",
         MAX_SOCKETS_PER_USER="100",
-    )
-    group = Cluster(env, tmp_path_factory.mktemp("budget-servers"))
-    try:
-        group.start("a")
-        group.start("b")
+    ) as group:
         yield group
-    finally:
-        group.stop()
-        end_server_connections()
-        _forget_redis_keys(settings.REDIS_URL, prefix)
 
 
 async def test_concurrent_calls_on_two_processes_never_overshoot_the_budget(

@@ -24,6 +24,8 @@ from llm.models import AiChatSession, GroupQuota, LlmUsage, RoomBudget
 from llm.providers.base import ChatMessage, ChatRequest, Finished, TextDelta
 from llm.providers.openai import OpenAIProvider
 from llm.replies import context_build
+from llm.tests.test_governance import _usage as recorded
+from llm.tests.test_governance import open_session
 from llm.tests.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,23 +35,6 @@ ENGLISH = "How do I sort a list of dictionaries by two keys, newest first, in Py
 CODE = 'def f(xs):\n    return sorted(xs, key=lambda x: (-x["ts"], x["name"]))  # 정렬\n'
 # Rare syllables and emoji: more tokens than characters, so counting characters undercounts.
 RARE = "뷁쀍 똠방각하 햏햏 😀🤖🧑‍💻 ㅋㅋㅋ"
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
-async def open_session(client_for, ws, user, room):
-    c = await sync_to_async(client_for)(user)
-    r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
-    assert r.status_code == 201, r.content
-    sid = r.json()["session_id"]
-    sock = await ws(f"/ws/llm/{sid}/", user)
-    await sock.recv_type("ai_joined")
-    return sid, sock
 
 
 # --- the estimate never counts fewer tokens than the provider -----------------------------------
@@ -230,19 +215,7 @@ def _request(max_output=100):
 
 
 def _usage(user, room, tokens_, cost, group=None):
-    return LlmUsage.objects.create(
-        provider="openai",
-        model="gpt-4o-mini",
-        user=user,
-        room=room,
-        quota_group=group,
-        prompt_tokens=tokens_,
-        completion_tokens=0,
-        total_tokens=tokens_,
-        cost_usd=Decimal(cost),
-        latency_ms=1,
-        finish_reason="stop",
-    )
+    return recorded(user, room, None, "gpt-4o-mini", tokens_, cost, quota_group=group)
 
 
 def test_a_user_may_call_while_any_of_their_groups_has_quota_left(room, alice, bob, carol):

@@ -12,7 +12,6 @@ from django.core.checks import run_checks
 from django.core.management import call_command
 from django.utils import timezone
 
-from chat.services import room_create
 from llm import budgets, prices
 from llm.models import AiChatSession, LlmUsage
 from llm.providers.base import ChatMessage, ChatRequest
@@ -20,13 +19,6 @@ from llm.providers.openai import reset_clients
 from llm.tests.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 async def open_session(client_for, ws, user, room):
@@ -214,8 +206,9 @@ async def test_usage_sums_equal_what_the_upstream_reported(client_for, ws, upstr
     assert record.model == "gpt-4o-mini"
 
 
-def _usage(user, room, session, model, tokens, cost, when=None):
+def _usage(user, room, session, model, tokens, cost, when=None, **extra):
     return LlmUsage.objects.create(
+        **extra,
         provider="openai",
         model=model,
         user=user,
