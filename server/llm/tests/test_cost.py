@@ -389,3 +389,25 @@ def test_a_formula_in_a_room_name_is_not_run_by_a_spreadsheet(client_for, alice,
         )
     )
     assert rows[1][2] == "'=HYPERLINK(1)"
+
+
+def test_the_admin_sets_group_quotas_and_keeps_room_budgets_under_the_ceiling(
+    client_for, room, make_user, settings
+):
+    settings.LLM_ROOM_MONTHLY_BUDGET_MAX_USD = Decimal("50")
+    staff = client_for(make_user("root", is_staff=True, is_superuser=True))
+    group = Group.objects.create(name="support")
+    fractional = {"group": group.pk, "unit": "tokens", "period": "week", "limit": "10.5"}
+    r = staff.post("/admin/llm/groupquota/add/", fractional)
+    assert r.status_code == 200  # the form again, with the error
+    assert not GroupQuota.objects.exists()
+    r = staff.post("/admin/llm/groupquota/add/", {**fractional, "limit": "50000"})
+    assert r.status_code == 302
+    assert GroupQuota.objects.get(group=group).limit == 50000
+    over = {"room": str(room.pk), "monthly_usd": "50.01"}
+    assert staff.post("/admin/llm/roombudget/add/", over).status_code == 200
+    assert not RoomBudget.objects.exists()
+    assert (
+        staff.post("/admin/llm/roombudget/add/", {**over, "monthly_usd": "50"}).status_code == 302
+    )
+    assert RoomBudget.objects.get(room=room).set_by.username == "root"
