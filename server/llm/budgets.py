@@ -21,6 +21,7 @@ was recorded, estimates included.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from dataclasses import dataclass
@@ -335,7 +336,7 @@ def budget_reserve(*, user_id: int, room_id: UUID, request: ChatRequest) -> Rese
                 failed = lim
                 break
         if failed is None:
-            return Reservation(**{**reservation.__dict__, "counters": tuple(taken)})
+            return dataclasses.replace(reservation, counters=tuple(taken))
         for key, unit in taken:
             _adjust(key, -reservation.amount(unit))
         refusal = failed
