@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import pytest
+from channels.layers import channel_layers
 from django.db import transaction
 from django.test import override_settings
 
@@ -32,8 +33,13 @@ class RecordingLayer(InMemoryChannelLayer):
 def recorded():
     RecordingLayer.sent = []
     backend = {"default": {"BACKEND": f"{__name__}.RecordingLayer"}}
+    kept = dict(channel_layers.backends)
     with override_settings(CHANNEL_LAYERS=backend):
         yield RecordingLayer.sent
+    # Leaving the override drops every layer, and a fresh one would be made on next use; but
+    # this process's hub keeps listening on the layer it started with, so later tests' events
+    # would go where no one listens. Give the process its layer back.
+    channel_layers.backends = kept
 
 
 def _announce(*texts: str, fail: bool = False) -> str:
