@@ -411,3 +411,22 @@ def test_the_admin_sets_group_quotas_and_keeps_room_budgets_under_the_ceiling(
         staff.post("/admin/llm/roombudget/add/", {**over, "monthly_usd": "50"}).status_code == 302
     )
     assert RoomBudget.objects.get(room=room).set_by.username == "root"
+
+
+def test_the_issues_small_budget_allows_a_short_reply(room, bob, settings):
+    """400 tokens a day and the default 1,024 output tokens: the worst case does not fit, but a
+    short reply does, so the call asks for what is left instead of being refused."""
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = 400
+    settings.LLM_MAX_OUTPUT_TOKENS = 1024
+    request = ChatRequest(
+        model="gpt-4o-mini",
+        messages=[
+            ChatMessage("system", settings.LLM_SYSTEM_PROMPT),
+            ChatMessage("user", "bob: 리스트 정렬은?"),
+        ],
+        max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
+    )
+    prompt = budgets.estimate_prompt_tokens(request)
+    reservation = budgets.budget_reserve(user_id=bob.pk, room_id=room.pk, request=request)
+    assert reservation.max_output_tokens == 400 - prompt
+    assert budgets.MIN_OUTPUT_TOKENS <= reservation.max_output_tokens < 1024
