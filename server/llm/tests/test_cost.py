@@ -3,6 +3,7 @@ budgets per user, group, room and server, one figure everywhere."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -20,6 +21,7 @@ from chat.conversations import Conversation
 from chat.models import Message
 from chat.services import room_create
 from llm import budgets, tokens
+from llm.generation import get_generator
 from llm.models import AiChatSession, GroupQuota, LlmUsage, RoomBudget
 from llm.providers.base import ChatMessage, ChatRequest, Finished, TextDelta
 from llm.providers.openai import OpenAIProvider
@@ -159,6 +161,11 @@ async def test_a_stopped_reply_is_charged_in_the_database_not_only_in_redis(
     record = await sync_to_async(LlmUsage.objects.get)(session_id=sid)
     assert record.estimated
     assert record.total_tokens == usage["total_tokens"]
+    # The reservation is settled after the reply's last frame: wait for the reply's task.
+    running = set(get_generator().tasks)
+    if running:
+        done, _ = await asyncio.wait(running, timeout=5)
+        assert done == running
     # Redis loses the counter (a restart; DEL reproduces it): rebuilt from the database, it
     # still holds the stopped reply's charge.
     limit = budgets.user_limit(alice.pk, timezone.now())
