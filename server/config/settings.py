@@ -263,6 +263,8 @@ LLM_SYSTEM_PROMPT: str = setting(
 )
 LLM_HISTORY_LIMIT: int = int_setting("LLM_HISTORY_LIMIT", 10)
 LLM_MAX_OUTPUT_TOKENS: int = int_setting("LLM_MAX_OUTPUT_TOKENS", 1024)
+# The history sent with a question is also cut to this many (estimated) tokens, oldest first.
+LLM_CONTEXT_TOKENS: int = int_setting("LLM_CONTEXT_TOKENS", 8000)
 LLM_TIMEOUT_SECONDS: float = float(setting("LLM_TIMEOUT_SECONDS", "30"))
 LLM_MAX_RETRIES: int = int_setting("LLM_MAX_RETRIES", 2)
 LLM_USER_RATE: str = setting("LLM_USER_RATE", "10/minute")
@@ -273,6 +275,16 @@ try:
     LLM_MONTHLY_COST_BUDGET_USD: Decimal = Decimal(setting("LLM_MONTHLY_COST_BUDGET_USD", "0"))
 except ArithmeticError as exc:
     raise ImproperlyConfigured("LLM_MONTHLY_COST_BUDGET_USD must be a number of dollars.") from exc
+try:
+    LLM_ROOM_MONTHLY_BUDGET_MAX_USD: Decimal = Decimal(
+        setting("LLM_ROOM_MONTHLY_BUDGET_MAX_USD", "100")
+    )
+except ArithmeticError as exc:
+    raise ImproperlyConfigured(
+        "LLM_ROOM_MONTHLY_BUDGET_MAX_USD must be a number of dollars."
+    ) from exc
+if not LLM_ROOM_MONTHLY_BUDGET_MAX_USD.is_finite() or LLM_ROOM_MONTHLY_BUDGET_MAX_USD < 0:
+    raise ImproperlyConfigured("LLM_ROOM_MONTHLY_BUDGET_MAX_USD must be 0 or more dollars.")
 try:
     LLM_PRICES: dict[str, Any] = json.loads(setting("LLM_PRICES", "{}"))
 except json.JSONDecodeError as exc:

@@ -146,15 +146,24 @@ class SessionInactive(AppError):
 
 
 class BudgetExceeded(AppError):
-    """A spending limit leaves no room for the call until `resets_at`."""
+    """A spending limit leaves no room for the call until `resets_at`; `scope` says which
+    (SPEC 11.2): `user`, `group`, `room` or `server`."""
 
     status = 429
     code = "budget_exceeded"
     message = "The AI budget is used up until it resets."
     ai_flow = True
 
-    def __init__(self, message: str, *, resets_at: dt.datetime, **extra: Any) -> None:
-        super().__init__(message, resets_at=resets_at.isoformat(), **extra)
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: Literal["user", "group", "room", "server"],
+        resets_at: dt.datetime,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message, scope=scope, resets_at=resets_at.isoformat(), **extra)
+        self.scope = scope
         self.resets_at = resets_at
 
 
@@ -194,6 +203,7 @@ class AiErrorFrame(BaseModel):
     detail: str | None = None
     retry_after: int | None = None
     resets_at: str | None = None
+    scope: Literal["user", "group", "room", "server"] | None = None
 
 
 def error_frame(error: AppError, *, ai: bool | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 from chat.access import SocketAccess, member_rooms
+from chat.models import ChatRoom
 from core import closecodes
 from core.errors import NotFound
 from llm.models import AiChatSession
@@ -50,3 +51,8 @@ def session_socket_access(*, session_id: UUID, user: User) -> SocketAccess:
     if not row["is_active"]:
         return SocketAccess(closecodes.SESSION_ENDED, row["room_id"])
     return SocketAccess(None, row["room_id"])
+
+
+def can_set_room_budget(*, user: User, room: ChatRoom) -> bool:
+    """A room's monthly AI budget is its owner's to set (staff set any in the admin)."""
+    return room.owner_id == user.pk

@@ -5,8 +5,10 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
-from llm.models import AiChatSession, AiReply, LlmUsage
+from llm.models import AiChatSession, AiReply, GroupQuota, LlmUsage, RoomBudget
+from llm.prices import usd_text
 from llm.selectors import usage_totals
 from llm.services import session_deactivate
 
@@ -66,23 +68,50 @@ class LlmUsageAdmin(admin.ModelAdmin[LlmUsage]):
         "prompt_tokens",
         "completion_tokens",
         "total_tokens",
-        "cost_usd",
+        "cost",
+        "estimated",
         "time_to_first_token_ms",
         "latency_ms",
         "finish_reason",
     )
-    list_filter = ("model", "provider", "finish_reason", "usage_known", "created_at")
+    list_filter = ("model", "provider", "finish_reason", "estimated", "created_at")
     search_fields = ("user__username", "room__name", "model")
     list_select_related = ("user", "room")
-    raw_id_fields = ("user", "session", "room", "reply")
+    raw_id_fields = ("user", "session", "room", "reply", "quota_group")
     date_hierarchy = "created_at"
+
+    @admin.display(description="cost (USD)", ordering="cost_usd")
+    def cost(self, obj: LlmUsage) -> str:
+        return usd_text(obj.cost_usd) or "unknown"
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         response = super().changelist_view(request, extra_context)
-        # Totals of what the filters select, above the list.
+        # Totals of what the filters select, above the list, as the API shows them.
         context = getattr(response, "context_data", None)
         if context is not None and "cl" in context:
-            context["usage_totals"] = usage_totals(context["cl"].queryset)
+            context["usage_totals"] = usage_totals(context["cl"].queryset).figures()
         return response
+
+
+@admin.register(GroupQuota)
+class GroupQuotaAdmin(admin.ModelAdmin[GroupQuota]):
+    list_display = ("group", "limit", "unit", "period")
+    list_filter = ("unit", "period")
+    search_fields = ("group__name",)
+    list_select_related = ("group",)
+
+
+@admin.register(RoomBudget)
+class RoomBudgetAdmin(admin.ModelAdmin[RoomBudget]):
+    list_display = ("room", "monthly_usd", "set_by", "updated_at")
+    search_fields = ("room__name",)
+    list_select_related = ("room", "set_by")
+    raw_id_fields = ("room", "set_by")
+    readonly_fields = ("set_by", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: RoomBudget, form: Any, change: bool) -> None:
+        obj.set_by = request.user  # type: ignore[assignment]
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)

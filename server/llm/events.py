@@ -48,11 +48,14 @@ class AiStreamDelta(BaseModel):
 
 
 class UsageOut(BaseModel):
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    total_tokens: int | None
+    """One call's usage (SPEC 11.1): the provider's figures, or an estimate (`estimated`).
+    `cost_usd` has 6 decimals, rounded up; null only for a model with no price."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
     cost_usd: str | None
-    known: bool
+    estimated: bool
 
 
 class AiStreamEnd(BaseModel):

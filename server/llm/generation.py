@@ -34,7 +34,7 @@ from core.errors import AppError, InternalError, ProviderError, app_error_for, e
 from core.events import apublish, apublish_all, frame_event
 from core.hub import get_hub
 from llm import budgets, replies, selectors, streams
-from llm.events import AiStreamDelta, AiStreamEnd, AiStreamStart, AiThinking, UsageOut, frame
+from llm.events import AiStreamDelta, AiStreamEnd, AiStreamStart, AiThinking, frame
 from llm.log import ai_debug, ai_error
 from llm.providers import stream_reply
 from llm.providers.base import Finished, TextDelta, Usage
@@ -157,16 +157,17 @@ class Generator:
                 called_provider=False,
             )
             return
-        usage: Usage | None = None
+        charge: budgets.Charge | None = None
         try:
-            usage = await self._stream(start.claim)
+            charge = await self._stream(start.claim)
         finally:
-            # Settled whatever happened on the way: a reservation left standing would count
-            # against the budget until its counter expired.
-            await db_async(budgets.budget_settle)(reservation=start.reservation, usage=usage)
+            # Settled whatever happened on the way, to what was recorded (the provider's
+            # figures or the estimate): a reservation left standing would count against the
+            # budget until its counter expired. With no record it stays as the charge.
+            await db_async(budgets.budget_settle)(reservation=start.reservation, charge=charge)
 
-    async def _stream(self, claim: ClaimedReply) -> Usage | None:
-        """Stream one claimed reply to everyone and save it; the provider's usage, if any."""
+    async def _stream(self, claim: ClaimedReply) -> budgets.Charge | None:
+        """Stream one claimed reply to everyone and save it; what it was charged."""
         run = ReplyRun(claim=claim, started=timezone.now().isoformat())
         hub = get_hub()
         group = claim.conversation.group
@@ -227,12 +228,10 @@ class Generator:
                 stream_id=str(claim.stream_id),
                 message_id=None,
                 finish_reason="error",
-                usage=UsageOut(
-                    prompt_tokens=None,
-                    completion_tokens=None,
-                    total_tokens=None,
-                    cost_usd=None,
-                    known=False,
+                usage=replies.unsaved_usage_out(
+                    request=claim.request,
+                    text=run.text,
+                    usage=run.finished.usage if run.finished else None,
                 ),
             )
             await apublish_all(
@@ -274,7 +273,7 @@ class Generator:
 
     async def _finish(
         self, run: ReplyRun, t0: float, *, error: AppError | None, stopped: bool
-    ) -> Usage | None:
+    ) -> budgets.Charge | None:
         usage: Usage | None = None
         if error is not None:
             finish_reason = "error"
@@ -284,7 +283,7 @@ class Generator:
             finish_reason = run.finished.finish_reason
             usage = run.finished.usage
         ttft = round((run.first_token_at - t0) * 1000) if run.first_token_at else None
-        await db_async(replies.reply_finish)(
+        record = await db_async(replies.reply_finish)(
             claim=run.claim,
             text=run.text,
             finish_reason=finish_reason,
@@ -293,7 +292,7 @@ class Generator:
             ttft_ms=ttft,
             latency_ms=round((time.monotonic() - t0) * 1000),
         )
-        return usage
+        return budgets.Charge.of(record) if record is not None else None
 
     async def resume(self) -> int:
         """Generate the replies a stopped or killed process left behind (at start-up).

@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -93,9 +96,10 @@ class AiReply(models.Model):
 
 
 class LlmUsage(models.Model):
-    """What one provider call used and cost. Token counts are the provider's own; when it
-    reported none (an interrupted stream, a provider without usage) they are NULL, meaning
-    unknown, never zero."""
+    """What one provider call used and cost. The provider's own token counts when it reported
+    them; otherwise (a stopped or failed stream, a provider without usage) an estimate that
+    never counts fewer tokens than the provider would (`llm.tokens`), with `estimated` set.
+    `cost_usd` is NULL only for a model with no price (`llm.prices`)."""
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     provider = models.CharField(max_length=40)
@@ -112,10 +116,15 @@ class LlmUsage(models.Model):
     reply = models.OneToOneField(
         AiReply, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
     )
-    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
-    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
-    total_tokens = models.PositiveIntegerField(null=True, blank=True)
-    usage_known = models.BooleanField(default=False)
+    # The group whose quota the call was charged to (SPEC 11.2), if any of the caller's
+    # groups has one.
+    quota_group = models.ForeignKey(
+        Group, on_delete=models.SET_NULL, null=True, blank=True, related_name="llm_usage"
+    )
+    prompt_tokens = models.PositiveIntegerField()
+    completion_tokens = models.PositiveIntegerField()
+    total_tokens = models.PositiveIntegerField()
+    estimated = models.BooleanField(default=False)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
@@ -127,9 +136,74 @@ class LlmUsage(models.Model):
         indexes = [
             models.Index(fields=["user", "created_at"], name="llm_usage_user_time"),
             models.Index(fields=["room", "created_at"], name="llm_usage_room_time"),
+            models.Index(fields=["quota_group", "created_at"], name="llm_usage_group_time"),
         ]
         verbose_name = "LLM usage"
         verbose_name_plural = "LLM usage"
 
     def __str__(self) -> str:
-        return f"{self.model} {self.total_tokens if self.usage_known else '?'} tokens"
+        return f"{self.model} {self.total_tokens}{'~' if self.estimated else ''} tokens"
+
+
+class GroupQuota(models.Model):
+    """A spending limit shared by the members of a Django group (SPEC 11.2): tokens or USD per
+    day, week or month (UTC; weeks start on Monday). A member may call while any of their
+    groups with a quota has some left; the call is charged to that group."""
+
+    class Unit(models.TextChoices):
+        TOKENS = "tokens"
+        USD = "usd", "USD"
+
+    class Period(models.TextChoices):
+        DAY = "day"
+        WEEK = "week"
+        MONTH = "month"
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="llm_quota")
+    unit = models.CharField(max_length=6, choices=Unit.choices, default=Unit.TOKENS)
+    period = models.CharField(max_length=5, choices=Period.choices, default=Period.DAY)
+    limit = models.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        validators=[MinValueValidator(0)],
+        help_text="Tokens (a whole number) or USD per period.",
+    )
+
+    class Meta:
+        ordering = ["group__name"]
+        verbose_name = "group AI quota"
+
+    def __str__(self) -> str:
+        return f"{self.group.name}: {self.limit} {self.unit} per {self.period}"
+
+    def clean(self) -> None:
+        if self.unit == self.Unit.TOKENS and self.limit is not None and self.limit % 1:
+            raise ValidationError({"limit": "A token quota is a whole number of tokens."})
+
+
+class RoomBudget(models.Model):
+    """A room's monthly AI budget in USD, set by its owner (SPEC 11.2), never above
+    LLM_ROOM_MONTHLY_BUDGET_MAX_USD. Every call made in the room counts, in its chat and in
+    its sessions, whoever asked."""
+
+    room = models.OneToOneField(ChatRoom, on_delete=models.CASCADE, related_name="llm_budget")
+    monthly_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, validators=[MinValueValidator(0)]
+    )
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "room AI budget"
+
+    def __str__(self) -> str:
+        return f"{self.room.name}: ${self.monthly_usd} per month"
+
+    def clean(self) -> None:
+        ceiling = settings.LLM_ROOM_MONTHLY_BUDGET_MAX_USD
+        if self.monthly_usd is not None and self.monthly_usd > ceiling:
+            raise ValidationError(
+                {"monthly_usd": f"At most ${ceiling:.2f} (LLM_ROOM_MONTHLY_BUDGET_MAX_USD)."}
+            )

@@ -9,7 +9,7 @@ never a made-up one. A dated model name (`gpt-4o-mini-2024-07-18`) takes its fam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from functools import cache
 
 from django.conf import settings
@@ -85,3 +85,15 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> Decimal 
         Decimal(prompt_tokens) * price.input_per_million
         + Decimal(completion_tokens) * price.output_per_million
     ) / MILLION
+
+
+USD_PLACES = Decimal("0.000001")
+
+
+def usd_text(usd: Decimal | None) -> str | None:
+    """The one way a cost is written (SPEC 11.1): USD with 6 decimals, rounded up, so a call
+    that cost anything never reads as $0 (a gpt-4o-mini token costs $0.00000015). None for an
+    unknown cost (a model with no price)."""
+    if usd is None:
+        return None
+    return str(usd.quantize(USD_PLACES, rounding=ROUND_CEILING))

@@ -8,9 +8,9 @@ lock, one at a time, in the order of the messages they answer.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import partial
 from uuid import UUID, uuid4
 
@@ -35,7 +35,7 @@ from core.errors import (
     error_frame,
 )
 from core.events import frame_event, publish_on_commit
-from llm import budgets, prices
+from llm import budgets, prices, tokens
 from llm.events import AiStreamEnd, UsageOut
 from llm.log import ai_debug, ai_error, ai_success
 from llm.models import AiReply, LlmUsage
@@ -74,6 +74,8 @@ class ClaimedReply:
     user_id: int
     provider: str
     request: ChatRequest
+    # The group whose quota the call is charged to (set with its reservation).
+    quota_group_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,26 +106,42 @@ def context_build(*, conversation: Conversation, trigger: Message) -> list[ChatM
     `trigger` (oldest first; the assistant's as `assistant`, people's as `user` prefixed with
     who said it), then `trigger` itself. Nothing from other conversations.
 
+    The history is also cut to what fits LLM_CONTEXT_TOKENS (SPEC 10.5), counted with the
+    estimate the budgets use (`llm.tokens`): the oldest go first; the persona and `trigger`
+    are always kept, even when they alone are over it. Whoever asks pays for the call, shared
+    history included, so this bound is also what another member's long messages can add to
+    one question's cost.
+
     "Before" is the order of the conversation as its questions were asked: a reply counts as
     said right after the question it answers, so the reply to an earlier question that was
     still queued when `trigger` arrived is in its context, and what was asked after `trigger`
     is not (its answer is the same whenever it is generated)."""
     anchor = Coalesce("ai_reply__trigger_id", "id")
-    earlier = list(
+    earlier = (
         Message.objects.filter(room_id=conversation.room_id, ai_session_id=conversation.session_id)
         .annotate(anchor=anchor)
         .filter(anchor__lt=trigger.pk)
         .select_related("sender")
         .order_by("-anchor", "-id")[: settings.LLM_HISTORY_LIMIT]
     )
-    earlier.reverse()
-    messages = [ChatMessage("system", settings.LLM_SYSTEM_PROMPT)]
-    for m in [*earlier, trigger]:
-        if m.sender.username == settings.AI_USERNAME:
-            messages.append(ChatMessage("assistant", m.content))
-        else:
-            messages.append(ChatMessage("user", f"{m.sender.username}: {m.content}"))
-    return messages
+    persona = ChatMessage("system", settings.LLM_SYSTEM_PROMPT)
+    question = _context_message(trigger)
+    room = settings.LLM_CONTEXT_TOKENS - tokens.prompt_tokens([persona, question])
+    history: list[ChatMessage] = []
+    for m in earlier:  # newest first
+        message = _context_message(m)
+        room -= tokens.message_tokens(message)
+        if room < 0:
+            break
+        history.append(message)
+    history.reverse()
+    return [persona, *history, question]
+
+
+def _context_message(message: Message) -> ChatMessage:
+    if message.sender.username == settings.AI_USERNAME:
+        return ChatMessage("assistant", message.content)
+    return ChatMessage("user", f"{message.sender.username}: {message.content}")
 
 
 def _end_user_id(user_id: int) -> str:
@@ -141,9 +159,19 @@ def reply_start_next(*, conversation: Conversation) -> ReplyStart | ReplyRefused
     if cache.get(AUTH_PAUSE_KEY) is not None:
         return ReplyRefused(claim, ProviderError("upstream_auth", PAUSED_DETAIL))
     try:
-        reservation = budgets.budget_reserve(user_id=claim.user_id, request=claim.request)
+        reservation = budgets.budget_reserve(
+            user_id=claim.user_id, room_id=claim.conversation.room_id, request=claim.request
+        )
     except BudgetExceeded as exceeded:
         return ReplyRefused(claim, exceeded)
+    if reservation.max_output_tokens < claim.request.max_output_tokens:
+        ai_debug(
+            "reply %s asks for %d output tokens: what its budget has left",
+            claim.reply_id,
+            reservation.max_output_tokens,
+        )
+    request = dataclasses.replace(claim.request, max_output_tokens=reservation.max_output_tokens)
+    claim = dataclasses.replace(claim, request=request, quota_group_id=reservation.group_id)
     return ReplyStart(claim, reservation)
 
 
@@ -154,9 +182,18 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
     A reply still marked as streaming belongs to a process that died mid-reply: it is closed
     as interrupted first, keeping its last checkpoint.
     """
-    for stale in AiReply.objects.select_for_update().filter(
-        status=AiReply.Status.STREAMING, **_queue(conversation)
+    for stale in (
+        AiReply.objects.select_for_update(of=("self",))
+        .filter(status=AiReply.Status.STREAMING, **_queue(conversation))
+        .select_related("session", "trigger__sender")
     ):
+        # Its request is not kept: the estimate rebuilds what it was sent, and counts the
+        # most output it may have asked for.
+        request = ChatRequest(
+            model=stale.session.model if stale.session else model_name(),
+            messages=context_build(conversation=conversation, trigger=stale.trigger),
+            max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
+        )
         _reply_close(
             reply=stale,
             text=stale.checkpoint,
@@ -167,7 +204,7 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
             ttft_ms=None,
             latency_ms=0,
             provider="",
-            model=stale.session.model if stale.session else model_name(),
+            request=request,
         )
     # Only the reply row is locked (`of`): locking the joined rows too made a claim skip a
     # pending reply whenever its sender's row was locked by a claim in another conversation,
@@ -246,9 +283,10 @@ def reply_finish(
     ttft_ms: int | None,
     latency_ms: int,
     called_provider: bool = True,
-) -> Message | None:
+) -> LlmUsage | None:
     """Save the reply once, complete (or as far as it got), with its usage; then announce
-    `ai_stream_end`, the final `chat_message` and, on failure, `ai_error`.
+    `ai_stream_end`, the final `chat_message` and, on failure, `ai_error`. Returns the usage
+    record, which the budgets are settled to.
 
     `called_provider=False`: the reply was refused before any call (budget, paused key): no
     stream was started and no usage is recorded, only `ai_error` goes out."""
@@ -270,7 +308,8 @@ def reply_finish(
         ttft_ms=ttft_ms,
         latency_ms=latency_ms,
         provider=claim.provider,
-        model=claim.request.model,
+        request=claim.request,
+        quota_group_id=claim.quota_group_id,
         called_provider=called_provider,
     )
 
@@ -286,9 +325,10 @@ def _reply_close(
     ttft_ms: int | None,
     latency_ms: int,
     provider: str,
-    model: str,
+    request: ChatRequest,
+    quota_group_id: int | None = None,
     called_provider: bool = True,
-) -> Message | None:
+) -> LlmUsage | None:
     conversation = Conversation(room_id=reply.room_id, session_id=reply.session_id)
     message = None
     if text:
@@ -312,8 +352,10 @@ def _reply_close(
         record = usage_record(
             reply=reply,
             provider=provider,
-            model=model,
+            request=request,
+            text=text,
             usage=usage,
+            quota_group_id=quota_group_id,
             ttft_ms=ttft_ms,
             latency_ms=latency_ms,
         )
@@ -339,9 +381,9 @@ def _reply_close(
             message.pk if message else None,
             reply.finish_reason,
             len(text),
-            record.total_tokens if record and record.usage_known else "unknown",
+            f"{record.total_tokens}{' estimated' if record.estimated else ''}" if record else "no",
         )
-    return message
+    return record
 
 
 def _observe(*, record: LlmUsage, reply: AiReply, ttft_ms: int | None) -> None:
@@ -363,28 +405,31 @@ def usage_record(
     *,
     reply: AiReply,
     provider: str,
-    model: str,
+    request: ChatRequest,
+    text: str,
     usage: Usage | None,
+    quota_group_id: int | None = None,
     ttft_ms: int | None,
     latency_ms: int,
 ) -> LlmUsage:
-    """What one provider call used and cost (SPEC 7.4): the provider's own figures, or
-    unknown (NULL), never zero."""
-    cost: Decimal | None = None
-    if usage is not None:
-        cost = prices.cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
+    """What one provider call used and cost (SPEC 7.4, 11.1): the provider's own figures, or,
+    when it gave none, an estimate flagged as such: the prompt as it was sent and the
+    completion from the text received, never more output than the call asked for (so the
+    estimate stays within what was reserved for it)."""
+    usage, estimated = call_usage(request=request, text=text, usage=usage)
     return LlmUsage.objects.create(
         provider=provider or "unknown",
-        model=model,
+        model=request.model,
         user_id=reply.requested_by_id,
         session_id=reply.session_id,
         room_id=reply.room_id,
         reply=reply,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        completion_tokens=usage.completion_tokens if usage else None,
-        total_tokens=usage.total_tokens if usage else None,
-        usage_known=usage is not None,
-        cost_usd=cost,
+        quota_group_id=quota_group_id,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        estimated=estimated,
+        cost_usd=prices.cost_usd(request.model, usage.prompt_tokens, usage.completion_tokens),
         time_to_first_token_ms=ttft_ms,
         latency_ms=latency_ms,
         finish_reason=reply.finish_reason,
@@ -392,11 +437,36 @@ def usage_record(
     )
 
 
+def call_usage(*, request: ChatRequest, text: str, usage: Usage | None) -> tuple[Usage, bool]:
+    """A call's usage and whether it is estimated: the provider's figures, or the prompt as it
+    was sent and the completion from the text received, never more output than the call asked
+    for."""
+    if usage is not None:
+        return usage, False
+    prompt = tokens.prompt_tokens(request.messages)
+    completion = min(tokens.completion_tokens(text), request.max_output_tokens)
+    return Usage(prompt, completion, prompt + completion), True
+
+
+def unsaved_usage_out(*, request: ChatRequest, text: str, usage: Usage | None) -> UsageOut:
+    """The figures of a call whose record could not be saved, as `usage_out` shows a record."""
+    figures, estimated = call_usage(request=request, text=text, usage=usage)
+    cost = prices.cost_usd(request.model, figures.prompt_tokens, figures.completion_tokens)
+    return UsageOut(
+        prompt_tokens=figures.prompt_tokens,
+        completion_tokens=figures.completion_tokens,
+        total_tokens=figures.total_tokens,
+        cost_usd=prices.usd_text(cost),
+        estimated=estimated,
+    )
+
+
 def usage_out(record: LlmUsage) -> UsageOut:
+    """One call's figures as every frame and page shows them."""
     return UsageOut(
         prompt_tokens=record.prompt_tokens,
         completion_tokens=record.completion_tokens,
         total_tokens=record.total_tokens,
-        cost_usd=str(record.cost_usd) if record.cost_usd is not None else None,
-        known=record.usage_known,
+        cost_usd=prices.usd_text(record.cost_usd),
+        estimated=record.estimated,
     )

@@ -46,14 +46,24 @@ class SessionListOut(Schema):
     total_count: int
 
 
+USD_STRING = "USD as a string with 6 decimals, rounded up (a call that cost anything is never 0)."
+
+
 class TotalsOut(Schema):
+    """Usage totals (SPEC 11.1). Calls the provider gave no usage for (stopped, failed
+    mid-stream, no usage chunk) count with an estimate that never counts fewer tokens than the
+    provider would; the `estimated_*` fields say how much of each total that is."""
+
     requests: int
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    cost_usd: Decimal
-    unknown_usage_requests: int = Field(
-        ..., description="Calls whose provider reported no usage; their tokens are unknown, not 0."
+    cost_usd: str = Field(..., description=USD_STRING, examples=["0.000042"])
+    estimated_requests: int = Field(..., description="Calls whose usage is an estimate.")
+    estimated_tokens: int = Field(..., description="The part of total_tokens that is estimated.")
+    estimated_cost_usd: str = Field(..., description="The part of cost_usd that is estimated.")
+    unpriced_requests: int = Field(
+        ..., description="Calls of a model with no price (LLM_PRICES): not in cost_usd."
     )
 
 
@@ -85,7 +95,14 @@ class UsageQuery(Schema):
         None, description="Start (inclusive); default: the 1st of this month, UTC."
     )
     until: dt.datetime | dt.date | None = Field(None, description="End (exclusive); default: now.")
-    group_by: Literal["day", "model", "room", "user"] | None = None
+    group_by: Literal["day", "model", "room", "session", "user"] | None = None
+    room_uuid: UUID | None = Field(None, description="Only calls made in this room.")
+    session_id: UUID | None = Field(None, description="Only calls made in this AI session.")
+    format: Literal["json", "csv"] = Field(
+        "json",
+        description="`csv`: the same figures as a CSV file, one row per group (or per call "
+        "without group_by), then the totals.",
+    )
 
     @field_validator("since", "until", mode="before")
     @classmethod
@@ -110,3 +127,30 @@ class UsageOut(Schema):
     until: dt.datetime
     totals: TotalsOut
     groups: list[UsageGroupOut]
+
+
+class RoomBudgetOut(Schema):
+    room_id: UUID
+    monthly_usd: str | None = Field(
+        ..., description="The room's monthly AI budget in USD (2 decimals); null: none set."
+    )
+    spent_usd: str = Field(..., description="What the room's calls cost this month. " + USD_STRING)
+    remaining_usd: str | None = Field(
+        ..., description="monthly_usd less spent_usd, never below 0; null without a budget."
+    )
+    resets_at: dt.datetime = Field(..., description="The start of next month, UTC.")
+    max_usd: str = Field(
+        ..., description="The most an owner may set (LLM_ROOM_MONTHLY_BUDGET_MAX_USD)."
+    )
+    can_edit: bool = Field(..., description="Whether the caller may set it (the room's owner).")
+
+
+class RoomBudgetEnvelope(Schema):
+    result: Literal["success"]
+    budget: RoomBudgetOut
+
+
+class RoomBudgetIn(Schema):
+    monthly_usd: Decimal | None = Field(
+        ..., description="USD per month, 0 to max_usd, whole cents; null removes the budget."
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from django.db.models import Count, Q, QuerySet, Sum
@@ -12,6 +13,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.models import User
 from chat.conversations import Conversation
+from llm import prices
 from llm.access import visible_sessions
 from llm.models import AiChatSession, AiReply, LlmUsage
 
@@ -29,31 +31,67 @@ def session_list(
 
 @dataclass(frozen=True)
 class Totals:
+    """Every figure about usage that anyone is shown: the API, the pages (through the API),
+    the admin and `llm_usage` all take them from here, and write costs with
+    `prices.usd_text`."""
+
     requests: int
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     cost_usd: Decimal
-    unknown_usage_requests: int
+    # The share of the above that is estimated (calls the provider gave no usage for).
+    estimated_requests: int
+    estimated_tokens: int
+    estimated_cost_usd: Decimal
+    # Calls of a model with no price: their tokens count, their cost is unknown.
+    unpriced_requests: int
+
+    def figures(self) -> dict[str, int | str]:
+        """As the API shows them (SPEC 11.1): costs as USD strings with 6 decimals."""
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": prices.usd_text(self.cost_usd) or "0.000000",
+            "estimated_requests": self.estimated_requests,
+            "estimated_tokens": self.estimated_tokens,
+            "estimated_cost_usd": prices.usd_text(self.estimated_cost_usd) or "0.000000",
+            "unpriced_requests": self.unpriced_requests,
+        }
+
+
+ESTIMATED = Q(estimated=True)
+AGGREGATES = {
+    "requests": Count("id"),
+    "p": Sum("prompt_tokens"),
+    "c": Sum("completion_tokens"),
+    "t": Sum("total_tokens"),
+    "cost": Sum("cost_usd"),
+    "est_n": Count("id", filter=ESTIMATED),
+    "est_t": Sum("total_tokens", filter=ESTIMATED),
+    "est_cost": Sum("cost_usd", filter=ESTIMATED),
+    "unpriced": Count("id", filter=Q(cost_usd__isnull=True)),
+}
+
+
+def _totals(row: dict[str, Any]) -> Totals:
+    return Totals(
+        requests=row["requests"] or 0,
+        prompt_tokens=row["p"] or 0,
+        completion_tokens=row["c"] or 0,
+        total_tokens=row["t"] or 0,
+        cost_usd=row["cost"] or Decimal(0),
+        estimated_requests=row["est_n"] or 0,
+        estimated_tokens=row["est_t"] or 0,
+        estimated_cost_usd=row["est_cost"] or Decimal(0),
+        unpriced_requests=row["unpriced"] or 0,
+    )
 
 
 def usage_totals(qs: QuerySet[LlmUsage]) -> Totals:
-    agg = qs.aggregate(
-        requests=Count("id"),
-        prompt=Sum("prompt_tokens"),
-        completion=Sum("completion_tokens"),
-        total=Sum("total_tokens"),
-        cost=Sum("cost_usd"),
-        unknown=Count("id", filter=Q(usage_known=False)),
-    )
-    return Totals(
-        requests=agg["requests"] or 0,
-        prompt_tokens=agg["prompt"] or 0,
-        completion_tokens=agg["completion"] or 0,
-        total_tokens=agg["total"] or 0,
-        cost_usd=agg["cost"] or Decimal(0),
-        unknown_usage_requests=agg["unknown"] or 0,
-    )
+    return _totals(qs.aggregate(**AGGREGATES))
 
 
 def session_usage(*, session: AiChatSession) -> Totals:
@@ -61,7 +99,12 @@ def session_usage(*, session: AiChatSession) -> Totals:
 
 
 def usage_rows(
-    *, user: User | None, since: datetime | None, until: datetime | None
+    *,
+    user: User | None,
+    since: datetime | None,
+    until: datetime | None,
+    room_id: UUID | None = None,
+    session_id: UUID | None = None,
 ) -> QuerySet[LlmUsage]:
     """Usage records in a period; `user=None` means everyone's (staff)."""
     qs = LlmUsage.objects.all()
@@ -71,14 +114,19 @@ def usage_rows(
         qs = qs.filter(created_at__gte=since)
     if until is not None:
         qs = qs.filter(created_at__lt=until)
+    if room_id is not None:
+        qs = qs.filter(room_id=room_id)
+    if session_id is not None:
+        qs = qs.filter(session_id=session_id)
     return qs
 
 
-GROUP_KEYS: dict[str, tuple[str, str | None]] = {
-    "day": ("day", None),
-    "model": ("model", None),
-    "room": ("room_id", "room__name"),
-    "user": ("user_id", "user__username"),
+GROUP_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "day": ("day", ()),
+    "model": ("model", ()),
+    "room": ("room_id", ("room__name",)),
+    "session": ("session_id", ("session__room__name", "session__created_at")),
+    "user": ("user_id", ("user__username",)),
 }
 
 
@@ -89,34 +137,27 @@ class UsageGroup:
     totals: Totals
 
 
+def _label(group_by: str, row: dict[str, Any]) -> str:
+    key = row[GROUP_KEYS[group_by][0]]
+    if group_by == "day":
+        return str(key)
+    if group_by == "session":
+        if key is None:
+            return "room chat"
+        return f"{row['session__room__name']} · {row['session__created_at']:%Y-%m-%d %H:%M}"
+    if key is None:
+        return "(deleted)"
+    fields = GROUP_KEYS[group_by][1]
+    return str(row[fields[0]]) if fields else str(key)
+
+
 def usage_groups(rows: QuerySet[LlmUsage], *, group_by: str) -> list[UsageGroup]:
-    """Totals per day (UTC), model, room or user, in one query."""
-    key, label = GROUP_KEYS[group_by]
+    """Totals per day (UTC), model, room, session or user, in one query."""
+    key, labels = GROUP_KEYS[group_by]
     grouped = rows.annotate(day=TruncDate("created_at")) if group_by == "day" else rows
-    fields = [key, label] if label else [key]
     out = []
-    for row in (
-        grouped.values(*fields)
-        .annotate(
-            requests=Count("id"),
-            p=Sum("prompt_tokens"),
-            c=Sum("completion_tokens"),
-            t=Sum("total_tokens"),
-            cost=Sum("cost_usd"),
-            unknown=Count("id", filter=Q(usage_known=False)),
-        )
-        .order_by(key)
-    ):
-        totals = Totals(
-            requests=row["requests"],
-            prompt_tokens=row["p"] or 0,
-            completion_tokens=row["c"] or 0,
-            total_tokens=row["t"] or 0,
-            cost_usd=row["cost"] or Decimal(0),
-            unknown_usage_requests=row["unknown"],
-        )
-        text = str(row[key])
-        out.append(UsageGroup(key=text, label=str(row[label]) if label else text, totals=totals))
+    for row in grouped.values(key, *labels).annotate(**AGGREGATES).order_by(key):
+        out.append(UsageGroup(key=str(row[key]), label=_label(group_by, row), totals=_totals(row)))
     return out
 
 

@@ -50,4 +50,34 @@ router.add_api_operation(
     views.usage,
     response={200: schemas.UsageOut, **errors(401)},
     summary="Token usage and cost: your own, or everyone's for staff",
+    description="Totals and, with `group_by`, a row per day, model, room, session or user; "
+    "`room_uuid` and `session_id` narrow it. `format=csv` answers the same figures as a CSV "
+    "file (text/csv).",
+    openapi_extra={
+        "responses": {
+            200: {
+                "content": {
+                    "text/csv": {
+                        "schema": {"type": "string", "description": "format=csv: the same figures."}
+                    },
+                },
+            }
+        }
+    },
+)
+# A room's AI budget lives here rather than in chat/api.py: chat knows rooms and messages and
+# nothing of the assistant or what it costs (docs/ARCHITECTURE.md, the floors).
+router.add_api_operation(
+    "/rooms/{uuid:room_id}/budget/",
+    ["GET"],
+    views.room_budget,
+    response={200: schemas.RoomBudgetEnvelope, **errors(401, 404)},
+    summary="A room's monthly AI budget and what is left of it (members)",
+)
+router.add_api_operation(
+    "/rooms/{uuid:room_id}/budget/",
+    ["PUT"],
+    views.set_room_budget,
+    response={200: schemas.RoomBudgetEnvelope, **errors(401, 403, 404, 415)},
+    summary="Set or remove a room's monthly AI budget (the room's owner)",
 )

@@ -3,25 +3,35 @@ schemas are `llm/schemas.py`."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from uuid import UUID
 
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Query, Status
 
 from accounts.models import User
+from chat.access import access_room
 from chat.api import HistoryQuery
 from chat.conversations import Conversation
 from chat.events import message_out
 from chat.selectors import message_page
 from core.errors import ValidationFailed
-from llm import selectors, services
+from llm import budgets, selectors, services
 from llm.access import access_session, can_end_session
 from llm.events import SessionMessageOut
-from llm.models import AiChatSession
-from llm.schemas import SESSION_CREATED_TEXT, SessionListQuery, StartSessionIn, UsageQuery
-from llm.selectors import Totals
+from llm.models import AiChatSession, LlmUsage
+from llm.replies import usage_out
+from llm.schemas import (
+    SESSION_CREATED_TEXT,
+    RoomBudgetIn,
+    SessionListQuery,
+    StartSessionIn,
+    UsageQuery,
+)
+from llm.selectors import Totals, UsageGroup
 
 
 def _user(request: HttpRequest) -> User:
@@ -40,17 +50,6 @@ def session_out(session: AiChatSession, *, viewer: User) -> dict[str, object]:
     }
 
 
-def totals_out(totals: Totals) -> dict[str, object]:
-    return {
-        "requests": totals.requests,
-        "prompt_tokens": totals.prompt_tokens,
-        "completion_tokens": totals.completion_tokens,
-        "total_tokens": totals.total_tokens,
-        "cost_usd": totals.cost_usd,
-        "unknown_usage_requests": totals.unknown_usage_requests,
-    }
-
-
 def session_detail(session: AiChatSession, *, viewer: User) -> dict[str, object]:
     return {
         "result": "success",
@@ -59,7 +58,7 @@ def session_detail(session: AiChatSession, *, viewer: User) -> dict[str, object]
             "model": session.model,
             "deactivated_at": session.deactivated_at,
             "deactivated_by": session.deactivated_by.username if session.deactivated_by else None,
-            "usage": totals_out(selectors.session_usage(session=session)),
+            "usage": selectors.session_usage(session=session).figures(),
         },
     }
 
@@ -137,7 +136,7 @@ def _bound(value: dt.datetime | dt.date | None, name: str) -> dt.datetime | None
         raise ValidationFailed(f"{name}: out of range.") from exc
 
 
-def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object]:
+def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object] | HttpResponse:
     user = _user(request)
     now = timezone.now()
     since = _bound(query.since, "since") or now.replace(
@@ -146,20 +145,107 @@ def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object]:
     until = _bound(query.until, "until") or now
     if until <= since:
         raise ValidationFailed("until: must be after since.")
-    rows = selectors.usage_rows(user=None if user.is_staff else user, since=since, until=until)
-    groups = (
-        [
-            {"key": g.key, "label": g.label, **totals_out(g.totals)}
-            for g in selectors.usage_groups(rows, group_by=query.group_by)
-        ]
-        if query.group_by
-        else []
+    rows = selectors.usage_rows(
+        user=None if user.is_staff else user,
+        since=since,
+        until=until,
+        room_id=query.room_uuid,
+        session_id=query.session_id,
     )
+    groups = selectors.usage_groups(rows, group_by=query.group_by) if query.group_by else []
+    totals = selectors.usage_totals(rows)
+    if query.format == "csv":
+        return usage_csv(rows, groups=groups, totals=totals, group_by=query.group_by)
     return {
         "result": "success",
         "scope": "everyone" if user.is_staff else "own",
         "since": since,
         "until": until,
-        "totals": totals_out(selectors.usage_totals(rows)),
-        "groups": groups,
+        "totals": totals.figures(),
+        "groups": [{"key": g.key, "label": g.label, **g.totals.figures()} for g in groups],
     }
+
+
+CSV_FIGURES = [
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "estimated_requests",
+    "estimated_tokens",
+    "estimated_cost_usd",
+    "unpriced_requests",
+]
+CSV_CALL = [
+    "created_at",
+    "user",
+    "room",
+    "session_id",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "estimated",
+    "finish_reason",
+]
+
+
+def _csv_cell(value: object) -> object:
+    # A cell a spreadsheet would run as a formula (a room named "=HYPERLINK(...)") is quoted.
+    text = str(value)
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def usage_csv(
+    rows: QuerySet[LlmUsage], *, groups: list[UsageGroup], totals: Totals, group_by: str | None
+) -> HttpResponse:
+    """The usage as CSV, figures written as in JSON: a row per group and then the totals, or
+    (without group_by) a row per call."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="ai-usage.csv"'
+    out = csv.writer(response)
+    if group_by:
+        out.writerow([group_by, "label", *CSV_FIGURES])
+        for g in groups:
+            figures = g.totals.figures()
+            out.writerow([_csv_cell(g.key), _csv_cell(g.label), *(figures[f] for f in CSV_FIGURES)])
+        figures = totals.figures()
+        out.writerow(["TOTAL", "", *(figures[f] for f in CSV_FIGURES)])
+    else:
+        out.writerow(CSV_CALL)
+        for call in rows.select_related("user", "room").order_by("created_at", "id").iterator():
+            one = usage_out(call)
+            out.writerow(
+                [
+                    call.created_at.isoformat(),
+                    _csv_cell(call.user.username),
+                    _csv_cell(call.room.name if call.room else ""),
+                    call.session_id or "",
+                    _csv_cell(call.model),
+                    one.prompt_tokens,
+                    one.completion_tokens,
+                    one.total_tokens,
+                    one.cost_usd or "",
+                    "yes" if one.estimated else "no",
+                    call.finish_reason,
+                ]
+            )
+    return response
+
+
+def room_budget(request: HttpRequest, room_id: UUID) -> dict[str, object]:
+    room = access_room(room_id=room_id, user=_user(request))
+    state = budgets.room_budget_state(room=room, viewer=_user(request))
+    return {"result": "success", "budget": state.figures()}
+
+
+def set_room_budget(
+    request: HttpRequest, room_id: UUID, payload: RoomBudgetIn
+) -> dict[str, object]:
+    room = budgets.room_budget_set(
+        room_id=room_id, actor=_user(request), monthly_usd=payload.monthly_usd
+    )
+    state = budgets.room_budget_state(room=room, viewer=_user(request))
+    return {"result": "success", "budget": state.figures()}

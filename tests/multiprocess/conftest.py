@@ -6,6 +6,7 @@ test commits (`django_db(transaction=True)`) are what the servers read.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -74,26 +75,18 @@ def server_env(upstream: FakeUpstream, prefix: str, **extra: str) -> dict[str, s
     )
 
 
-@pytest.fixture(scope="module")
-def cluster(
-    django_db_setup: None,
-    upstream: FakeUpstream,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def two_servers(upstream: FakeUpstream, logs: Path, name: str, **extra: str) -> Iterator[Cluster]:
+    """Servers "a" and "b" over the test database and Redis with `upstream` as the provider,
+    under a Redis key prefix of their own (so their counters and locks start empty on every
+    run), removed with their keys afterwards."""
     from django.conf import settings
     from django.db import connection
 
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         pytest.skip("needs PostgreSQL and Redis")
-    # A prefix of its own: the servers' rate-limit counters and locks start empty on every run.
-    prefix = f"{settings.CHANNEL_PREFIX}-mp-{uuid.uuid4().hex[:8]}"
-    env = server_env(
-        upstream,
-        prefix,
-        CHAT_USER_RATE=f"{CHAT_RATE}/minute",
-        LLM_USER_RATE=f"{LLM_RATE}/minute",
-    )
-    group = Cluster(env, tmp_path_factory.mktemp("servers"))
+    prefix = f"{settings.CHANNEL_PREFIX}-{name}-{uuid.uuid4().hex[:8]}"
+    group = Cluster(server_env(upstream, prefix, **extra), logs)
     try:
         group.start("a")
         group.start("b")
@@ -102,6 +95,22 @@ def cluster(
         group.stop()
         end_server_connections()
         _forget_redis_keys(settings.REDIS_URL, prefix)
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    django_db_setup: None,
+    upstream: FakeUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    with two_servers(
+        upstream,
+        tmp_path_factory.mktemp("servers"),
+        "mp",
+        CHAT_USER_RATE=f"{CHAT_RATE}/minute",
+        LLM_USER_RATE=f"{LLM_RATE}/minute",
+    ) as group:
+        yield group
 
 
 def end_server_connections(within: float = 5.0) -> None:

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from chat.services import room_create
 from llm.providers.openai import reset_clients
 from testkit.upstream import FakeUpstream
 
@@ -22,3 +23,11 @@ async def upstream(settings) -> AsyncIterator[FakeUpstream]:
     yield server
     reset_clients()
     await server.stop()
+
+
+@pytest.fixture
+def room(alice, bob):
+    """alice's room "devs", with bob in it."""
+    room = room_create(owner=alice, name="devs")
+    room.participants.add(bob)
+    return room

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.utils import timezone
 
@@ -20,9 +21,11 @@ def usage_record(
     tokens: int,
     cost: str,
     when: datetime | None = None,
+    **extra: Any,
 ) -> LlmUsage:
     """A finished call's usage: `tokens` prompt tokens, none of completion, `cost` dollars."""
     return LlmUsage.objects.create(
+        **extra,
         provider="openai",
         model=model,
         user=user,
@@ -31,7 +34,6 @@ def usage_record(
         prompt_tokens=tokens,
         completion_tokens=0,
         total_tokens=tokens,
-        usage_known=True,
         cost_usd=Decimal(cost),
         latency_ms=1,
         finish_reason="stop",

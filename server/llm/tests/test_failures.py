@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_CEILING, Decimal
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -65,7 +67,8 @@ async def test_upstream_failure_codes(
         assert saved == streamed
     usage = await sync_to_async(LlmUsage.objects.get)(reply=reply)
     assert usage.error_code == code
-    assert usage.usage_known is False
+    assert usage.estimated is True
+    assert usage.prompt_tokens > 0
     # The session keeps working.
     await sock.send_json_to({"type": "chat_message", "message": "again"})
     final = await sock.recv_type("ai_stream_end")
@@ -90,16 +93,21 @@ async def test_no_usage_chunk_is_recorded_as_unknown(client_for, ws, upstream, r
     await sock.send_json_to({"type": "chat_message", "message": "hello"})
     end = await sock.recv_type("ai_stream_end")
     assert end["finish_reason"] == "stop"
+    # Estimated, as the provider would count at most: the prompt as sent, the text received.
+    sent = upstream.requests[-1].body["messages"]
+    prompt = sum(len(m["content"].encode()) + 4 for m in sent) + 3
+    completion = len(upstream.default.text.encode())
+    cost = (Decimal(prompt) * Decimal("0.15") + Decimal(completion) * Decimal("0.60")) / 10**6
     assert end["usage"] == {
-        "prompt_tokens": None,
-        "completion_tokens": None,
-        "total_tokens": None,
-        "cost_usd": None,
-        "known": False,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "cost_usd": str(cost.quantize(Decimal("0.000001"), rounding=ROUND_CEILING)),
+        "estimated": True,
     }
     usage = await sync_to_async(LlmUsage.objects.get)()
-    assert usage.total_tokens is None
-    assert usage.usage_known is False
+    assert usage.total_tokens == prompt + completion
+    assert usage.estimated is True
 
 
 async def test_length_finish_reason(client_for, ws, upstream, room, alice):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from llm import budgets, prices
 from llm.models import AiChatSession, LlmUsage
-from llm.providers.base import ChatMessage, ChatRequest, Usage
+from llm.providers.base import ChatMessage, ChatRequest
 from llm.providers.openai import reset_clients
 from llm.tests.factories import usage_record
 from llm.tests.sessions import open_session
@@ -186,8 +186,9 @@ async def test_usage_sums_equal_what_the_upstream_reported(client_for, ws, upstr
     assert usage["totals"]["prompt_tokens"] == 80
     assert usage["totals"]["completion_tokens"] == 4 + 3
     assert usage["totals"]["total_tokens"] == 87
-    expected = (Decimal(80) * Decimal("0.15") + Decimal(7) * Decimal("0.60")) / Decimal(1_000_000)
-    assert Decimal(usage["totals"]["cost_usd"]) == expected
+    # (80 x $0.15 + 7 x $0.60) / 1M = $0.0000162, written with 6 decimals, rounded up.
+    assert usage["totals"]["cost_usd"] == "0.000017"
+    assert usage["totals"]["estimated_requests"] == 0
     detail = (await sync_to_async(c.get)(f"/api/llm/sessions/{sid}/")).json()
     assert detail["session"]["usage"]["total_tokens"] == 87
     record = await sync_to_async(LlmUsage.objects.order_by("id").first)()
@@ -246,57 +247,63 @@ def test_llm_usage_command_prints_the_table(room, alice, bob):
 
 
 # --- budgets -------------------------------------------------------------------------------------
-def _request(max_output=10):
+def _request(max_output=100):
     return ChatRequest(
         model="gpt-4o-mini", messages=[ChatMessage("user", "hello")], max_output_tokens=max_output
     )
 
 
 @pytest.mark.django_db
-def test_daily_token_budget_edges(alice, settings):
+def test_daily_token_budget_edges(room, alice, settings):
     request = _request()
-    worst = budgets.estimate_prompt_tokens(request) + request.max_output_tokens
-    settings.LLM_USER_DAILY_TOKEN_BUDGET = worst - 1
+    prompt = budgets.estimate_prompt_tokens(request)
+    # Room for the prompt and 15 output tokens: too little for a reply.
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = prompt + budgets.MIN_OUTPUT_TOKENS - 1
     with pytest.raises(budgets.BudgetExceeded) as exc:
-        budgets.budget_reserve(user_id=alice.pk, request=request)
+        budgets.budget_reserve(user_id=alice.pk, room_id=room.pk, request=request)
     tomorrow = (timezone.now() + dt.timedelta(days=1)).date()
     assert exc.value.resets_at.date() == tomorrow
-    settings.LLM_USER_DAILY_TOKEN_BUDGET = worst
-    reservation = budgets.budget_reserve(user_id=alice.pk, request=request)
+    assert exc.value.scope == "user"
+    # 16 output tokens fit: the call asks for those instead of being refused.
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = prompt + budgets.MIN_OUTPUT_TOKENS
+    reservation = budgets.budget_reserve(user_id=alice.pk, room_id=room.pk, request=request)
+    assert reservation.max_output_tokens == budgets.MIN_OUTPUT_TOKENS
     # The reservation holds the budget: a concurrent second call cannot overshoot.
     with pytest.raises(budgets.BudgetExceeded):
-        budgets.budget_reserve(user_id=alice.pk, request=request)
-    # Settled to what was used, the rest is free again.
-    budgets.budget_settle(reservation=reservation, usage=Usage(3, 2, 5))
-    settings.LLM_USER_DAILY_TOKEN_BUDGET = worst + 5
-    budgets.budget_reserve(user_id=alice.pk, request=request)
+        budgets.budget_reserve(user_id=alice.pk, room_id=room.pk, request=request)
+    # Settled to what was charged, the rest is free again.
+    budgets.budget_settle(reservation=reservation, charge=budgets.Charge(tokens=5, micro_usd=0))
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = prompt + budgets.MIN_OUTPUT_TOKENS + 5
+    again = budgets.budget_reserve(user_id=alice.pk, room_id=room.pk, request=request)
+    assert again.max_output_tokens == budgets.MIN_OUTPUT_TOKENS
 
 
 @pytest.mark.django_db
-def test_daily_budget_counts_recordedusage_record(room, alice, bob, settings):
+def test_daily_budget_counts_recorded_usage(room, alice, bob, settings):
     session = AiChatSession.objects.create(room=room, created_by=alice, model="gpt-4o-mini")
     usage_record(alice, room, session, "gpt-4o-mini", 1000, "0")
     request = _request()
-    worst = budgets.estimate_prompt_tokens(request) + request.max_output_tokens
-    settings.LLM_USER_DAILY_TOKEN_BUDGET = 1000 + worst - 1
+    prompt = budgets.estimate_prompt_tokens(request)
+    settings.LLM_USER_DAILY_TOKEN_BUDGET = 1000 + prompt + budgets.MIN_OUTPUT_TOKENS - 1
     with pytest.raises(budgets.BudgetExceeded):
-        budgets.budget_reserve(user_id=alice.pk, request=request)
-    budgets.budget_reserve(user_id=bob.pk, request=request)
+        budgets.budget_reserve(user_id=alice.pk, room_id=room.pk, request=request)
+    budgets.budget_reserve(user_id=bob.pk, room_id=room.pk, request=request)
 
 
 @pytest.mark.django_db
-def test_monthly_cost_budget_edges(alice, bob, settings):
+def test_monthly_cost_budget_edges(room, alice, bob, settings):
     request = _request(max_output=1_000_000)
     worst = prices.cost_usd("gpt-4o-mini", budgets.estimate_prompt_tokens(request), 1_000_000)
     settings.LLM_MONTHLY_COST_BUDGET_USD = worst - Decimal("0.000001")
+    # Less than the worst case: the call asks for fewer output tokens.
+    lowered = budgets.budget_reserve(user_id=alice.pk, room_id=room.pk, request=request)
+    assert lowered.max_output_tokens < 1_000_000
+    assert lowered.micro_usd <= budgets.micro_usd(settings.LLM_MONTHLY_COST_BUDGET_USD)
+    # The whole server shares it: nothing is left for bob.
     with pytest.raises(budgets.BudgetExceeded) as exc:
-        budgets.budget_reserve(user_id=alice.pk, request=request)
+        budgets.budget_reserve(user_id=bob.pk, room_id=room.pk, request=request)
     assert exc.value.resets_at.day == 1
-    settings.LLM_MONTHLY_COST_BUDGET_USD = worst
-    budgets.budget_reserve(user_id=alice.pk, request=request)
-    # The whole server shares it.
-    with pytest.raises(budgets.BudgetExceeded):
-        budgets.budget_reserve(user_id=bob.pk, request=request)
+    assert exc.value.scope == "server"
 
 
 async def test_over_budget_gets_ai_error_and_keeps_the_message(
@@ -308,6 +315,7 @@ async def test_over_budget_gets_ai_error_and_keeps_the_message(
     mine = await a.recv_type("chat_message")
     err = await a.recv_type("ai_error")
     assert err["code"] == "budget_exceeded"
+    assert err["scope"] == "user"
     assert err["resets_at"]
     assert upstream.requests == []
     from chat.models import Message

@@ -147,19 +147,19 @@ def test_session_page_opens_for_members_and_is_not_found_for_others(
     assert client_for(bob).get(f"/ai/{uuid.uuid4()}/").status_code == 404
 
 
-def test_usage_page_shows_the_by_user_and_by_room_charts_to_staff_only(
+def test_usage_page_shows_the_by_user_chart_to_staff_only(
     client_for: Callable[[User | None], Client], make_user: Callable[..., User]
 ) -> None:
     staff = make_user("boss", is_staff=True)
     member = make_user("member")
     staff_html = client_for(staff).get("/usage/").content.decode()
     member_html = client_for(member).get("/usage/").content.decode()
-    for chart in ("chart-tokens-day", "chart-cost-day", "chart-model"):
+    charts = ("chart-tokens-day", "chart-cost-day", "chart-model", "chart-room", "chart-session")
+    for chart in charts:
         assert f'id="{chart}"' in staff_html
         assert f'id="{chart}"' in member_html
-    for chart in ("chart-user", "chart-room"):
-        assert f'id="{chart}"' in staff_html
-        assert f'id="{chart}"' not in member_html
+    assert 'id="chart-user"' in staff_html
+    assert 'id="chart-user"' not in member_html
 
 
 # --- Content-Security-Policy ----------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""`manage.py llm_usage`: the usage table of `GET /api/llm/usage/`, for operators."""
+"""`manage.py llm_usage`: the usage table of `GET /api/llm/usage/`, for operators, with the
+same figures (`llm.selectors.Totals.figures`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from uuid import UUID
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -19,9 +21,28 @@ def _date(value: str) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
+def _uuid(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise CommandError(f"Not an id: {value!r}") from exc
+
+
+COLUMNS = [
+    ("requests", "requests"),
+    ("prompt_tokens", "prompt"),
+    ("completion_tokens", "completion"),
+    ("total_tokens", "total"),
+    ("cost_usd", "cost_usd"),
+    ("estimated_tokens", "est_tokens"),
+    ("estimated_cost_usd", "est_cost_usd"),
+]
+
+
 class Command(BaseCommand):
     help = (
-        "Tokens and cost of AI replies by user, room, model or day (default: this month, by user)."
+        "Tokens and cost of AI replies by user, room, session, model or day (default: this "
+        "month, by user), the same figures as GET /api/llm/usage/ for the same filters."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -32,46 +53,28 @@ class Command(BaseCommand):
             "--until", type=_date, help="Day after the last, YYYY-MM-DD (default: now)."
         )
         parser.add_argument("--group-by", choices=sorted(selectors.GROUP_KEYS), default="user")
+        parser.add_argument("--user", help="Only this user's calls (a username).")
+        parser.add_argument("--room", type=_uuid, help="Only calls made in this room (its id).")
+        parser.add_argument("--session", type=_uuid, help="Only calls of this AI session.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         now = timezone.now()
         since = options["since"] or now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         until = options["until"] or now
-        rows = selectors.usage_rows(user=None, since=since, until=until)
+        rows = selectors.usage_rows(
+            user=None,
+            since=since,
+            until=until,
+            room_id=options["room"],
+            session_id=options["session"],
+        )
+        if options["user"]:
+            rows = rows.filter(user__username=options["user"])
         groups = selectors.usage_groups(rows, group_by=options["group_by"])
-        total = selectors.usage_totals(rows)
-        header = (
-            options["group_by"],
-            "requests",
-            "prompt",
-            "completion",
-            "total",
-            "cost_usd",
-            "unknown",
-        )
-        lines = [
-            (
-                g.label,
-                g.totals.requests,
-                g.totals.prompt_tokens,
-                g.totals.completion_tokens,
-                g.totals.total_tokens,
-                g.totals.cost_usd,
-                g.totals.unknown_usage_requests,
-            )
-            for g in groups
-        ]
-        lines.append(
-            (
-                "TOTAL",
-                total.requests,
-                total.prompt_tokens,
-                total.completion_tokens,
-                total.total_tokens,
-                total.cost_usd,
-                total.unknown_usage_requests,
-            )
-        )
+        total = selectors.usage_totals(rows).figures()
+        header = (options["group_by"], *(name for _, name in COLUMNS))
+        lines = [(g.label, *(g.totals.figures()[field] for field, _ in COLUMNS)) for g in groups]
+        lines.append(("TOTAL", *(total[field] for field, _ in COLUMNS)))
         table = [tuple(str(c) for c in header), *[tuple(str(c) for c in line) for line in lines]]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         self.stdout.write(f"AI usage from {since:%Y-%m-%d %H:%M} to {until:%Y-%m-%d %H:%M} UTC")
@@ -82,8 +85,14 @@ class Command(BaseCommand):
             self.stdout.write("  ".join(cells))
             if i == 0:
                 self.stdout.write("  ".join("-" * w for w in widths))
-        if total.unknown_usage_requests:
+        if total["estimated_requests"]:
             self.stdout.write(
-                f"{total.unknown_usage_requests} request(s) ended without usage from the provider: "
-                "their tokens are unknown and not counted above."
+                f"{total['estimated_requests']} request(s) ended without usage from the provider "
+                f"(stopped, failed, or no usage sent): their {total['estimated_tokens']} tokens "
+                f"and ${total['estimated_cost_usd']} are estimates, counted in the totals."
+            )
+        if total["unpriced_requests"]:
+            self.stdout.write(
+                f"{total['unpriced_requests']} request(s) of a model with no price (LLM_PRICES): "
+                "their cost is unknown and not in cost_usd."
             )

@@ -1,5 +1,6 @@
 // A room: its live chat, its members (the owner adds and removes them) and its AI sessions.
 import { api } from "../api.js";
+import { RoomBudget } from "../budget.js";
 import { confirmButton } from "../confirm.js";
 import { LiveConversation } from "../conversation.js";
 import { $, h, pageData } from "../dom.js";
@@ -158,12 +159,18 @@ startButton.addEventListener("click", async () => {
 
 // Others start and end sessions too: refresh the list when the page comes back into view.
 document.addEventListener("visibilitychange", () => {
-  if (document.visibilityState === "visible") loadSessions();
+  if (document.visibilityState === "visible") {
+    loadSessions();
+    budget.load();
+  }
 });
 setInterval(() => {
   if (document.visibilityState === "visible") loadSessions();
 }, 30000);
 
+const budget = new RoomBudget($("#room-budget"), roomId, { editable: true });
+
 live.start();
 refreshRoom();
 loadSessions();
+budget.load();

@@ -1,9 +1,11 @@
 // An AI session: the members and AI_Assistant talk; replies stream in as they are written.
 import { AiReplies } from "../ai_replies.js";
 import { api } from "../api.js";
+import { RoomBudget } from "../budget.js";
 import { armConfirm } from "../confirm.js";
 import { LiveConversation } from "../conversation.js";
 import { $, h, pageData } from "../dom.js";
+import { costText, estimatedNote, tokens } from "../figures.js";
 import { gettext } from "../i18n.js";
 import { renderMarkdown, renderPlain } from "../markdown.js";
 import { timeElement } from "../messages.js";
@@ -14,6 +16,7 @@ const data = pageData();
 const sessionId = data.session_id;
 let session = null;
 let ended = false;
+let budget = null;
 
 const live = new LiveConversation({
   data,
@@ -23,7 +26,12 @@ const live = new LiveConversation({
   goneText: gettext("This AI session does not exist."),
 });
 // Each reply that ends adds to the session's usage, shown beside the conversation.
-const replies = new AiReplies(live, { onReplyEnd: () => loadSession() });
+const replies = new AiReplies(live, {
+  onReplyEnd: () => {
+    loadSession();
+    budget?.load();
+  },
+});
 live.on("ai_session_ended", () => endSession());
 live.onError("session_inactive", () => endSession());
 live.onClose(CLOSE.SESSION_ENDED, () => endSession());
@@ -52,11 +60,6 @@ function fact(term, value) {
   return [h("dt", {}, term), h("dd", {}, value)];
 }
 
-function formatCost(value) {
-  const number = Number(value);
-  return Number.isFinite(number) ? `$${number.toFixed(number >= 1 ? 2 : 4)}` : "—";
-}
-
 function renderSession() {
   if (!session) return;
   const roomLink = $("#back-to-room");
@@ -73,12 +76,18 @@ function renderSession() {
     ...fact(gettext("Started"), timeElement(session.created_at)),
     ...(session.model ? fact(gettext("Model"), session.model) : []),
   );
-  const usage = session.usage || {};
+  const usage = session.usage;
+  const note = estimatedNote(usage);
   $("#session-usage").replaceChildren(
-    ...fact(gettext("Replies"), String(usage.requests ?? 0)),
-    ...fact(gettext("Tokens"), String(usage.total_tokens ?? 0)),
-    ...fact(gettext("Cost"), formatCost(usage.cost_usd ?? 0)),
+    ...fact(gettext("Replies"), tokens(usage.requests)),
+    ...fact(gettext("Tokens"), h("span", { dataset: { figure: "tokens" } }, tokens(usage.total_tokens))),
+    ...fact(gettext("Cost"), h("span", { dataset: { figure: "cost" } }, costText(usage))),
+    ...(note ? fact(gettext("Estimated"), h("span", { dataset: { figure: "estimated" } }, note)) : []),
   );
+  if (!budget) {
+    budget = new RoomBudget($("#room-budget"), session.room_uuid);
+    budget.load();
+  }
   $("#end-session").hidden = !session.can_end;
 }
 

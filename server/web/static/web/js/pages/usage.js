@@ -1,21 +1,15 @@
-// AI usage: totals, tokens and cost by day, by model, and (staff) by user and by room.
+// AI usage: totals (with the estimated share), tokens and cost by day, by model, by room and
+// by session, and (staff) by user; the same figures as a CSV file.
 import { api } from "../api.js";
 import { $, h, pageData } from "../dom.js";
+import { costText, estimatedNote, tokens, usd } from "../figures.js";
 import { gettext, lang, ngettext } from "../i18n.js";
 import { sentence } from "../notices.js";
 import { barList, columnChart } from "../charts.js";
 
 const data = pageData();
 const isStaff = Boolean(data.user && data.user.is_staff);
-const numberFormat = new Intl.NumberFormat(lang);
 const dayFormat = new Intl.DateTimeFormat(lang, { month: "numeric", day: "numeric", timeZone: "UTC" });
-
-const tokens = (v) => numberFormat.format(Math.round(v));
-export function usd(v) {
-  const n = Number(v) || 0;
-  if (n === 0) return "$0";
-  return `$${n >= 100 ? n.toFixed(0) : n >= 1 ? n.toFixed(2) : n.toPrecision(2)}`;
-}
 
 function isoDay(date) {
   return date.toISOString().slice(0, 10);
@@ -28,8 +22,8 @@ function days(since, until) {
   return out;
 }
 
-function card(label, value, detail) {
-  return h("div", { class: "stat" }, h("span", { class: "stat-label" }, label), h("span", { class: "stat-value" }, value), detail ? h("span", { class: "stat-detail" }, detail) : null);
+function card(figure, label, value, detail) {
+  return h("div", { class: "stat", dataset: { figure } }, h("span", { class: "stat-label" }, label), h("span", { class: "stat-value" }, value), detail ? h("span", { class: "stat-detail" }, detail) : null);
 }
 
 async function fetchGroups(groupBy, since) {
@@ -45,16 +39,19 @@ async function load() {
   const since = isoDay(start);
   const end = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() + 1));
   try {
-    const wanted = ["day", "model", ...(isStaff ? ["user", "room"] : [])];
+    const wanted = ["day", "model", "room", "session", ...(isStaff ? ["user"] : [])];
     const results = await Promise.all(wanted.map((g) => fetchGroups(g, since)));
     const byKind = Object.fromEntries(wanted.map((g, i) => [g, results[i]]));
     const totals = byKind.day.totals;
-    const unknown = totals.unknown_usage_requests || 0;
     $("#totals").replaceChildren(
-      card(gettext("Requests"), numberFormat.format(totals.requests)),
-      card(gettext("Tokens"), tokens(totals.total_tokens), gettext("%(prompt)s in · %(completion)s out", { prompt: tokens(totals.prompt_tokens), completion: tokens(totals.completion_tokens) })),
-      card(gettext("Cost"), usd(totals.cost_usd), unknown ? ngettext("%(count)s call without usage figures", "%(count)s calls without usage figures", unknown) : null),
+      card("requests", gettext("Requests"), tokens(totals.requests)),
+      card("tokens", gettext("Tokens"), tokens(totals.total_tokens), gettext("%(prompt)s in · %(completion)s out", { prompt: tokens(totals.prompt_tokens), completion: tokens(totals.completion_tokens) })),
+      card("cost", gettext("Cost"), costText(totals)),
+      card("estimated", gettext("Estimated"), totals.estimated_requests ? usd(totals.estimated_cost_usd) : gettext("None"), estimatedNote(totals) || gettext("Every call has the provider's own figures.")),
     );
+    const csv = new URL("/api/llm/usage/", window.location.origin);
+    csv.search = new URLSearchParams({ since, format: "csv" }).toString();
+    $("#csv").href = csv.pathname + csv.search;
     $("#totals").setAttribute("aria-busy", "false");
 
     const perDay = new Map(byKind.day.groups.map((g) => [g.key.slice(0, 10), g]));
@@ -75,13 +72,14 @@ async function load() {
       groups.map((g) => ({
         label: g.label,
         value: Number(g.total_tokens) || 0,
-        note: `${usd(g.cost_usd)} · ${ngettext("%(count)s request", "%(count)s requests", g.requests)}`,
+        note: `${usd(g.cost_usd)} · ${ngettext("%(count)s request", "%(count)s requests", g.requests)}${g.estimated_requests ? ` · ${gettext("%(count)s estimated", { count: g.estimated_requests })}` : ""}`,
       }));
     const listOptions = { format: tokens, valueName: gettext("Tokens"), noteName: gettext("Cost and requests") };
     barList($("#chart-model"), { title: gettext("By model"), rows: rows(byKind.model.groups), ...listOptions });
+    barList($("#chart-room"), { title: gettext("By room"), rows: rows(byKind.room.groups), ...listOptions });
+    barList($("#chart-session"), { title: gettext("By session"), rows: rows(byKind.session.groups), ...listOptions });
     if (isStaff) {
       barList($("#chart-user"), { title: gettext("By user"), rows: rows(byKind.user.groups), ...listOptions });
-      barList($("#chart-room"), { title: gettext("By room"), rows: rows(byKind.room.groups), ...listOptions });
     }
   } catch (err) {
     error.textContent = sentence(err.code, { message: err.message });
