@@ -177,3 +177,54 @@ async def _async_cookie(user: User) -> str:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(session_cookie)(user)
+
+
+async def asgi_request(
+    method: str, path: str, body: bytes, *, cookie: str | None = None, chunked: bool = False
+) -> tuple[int, dict[str, Any]]:
+    """One JSON request through the whole ASGI application, as uvicorn hands it over (the test
+    client starts below it, past the ASGI wrappers): with a Content-Length, or `chunked` in
+    8 KiB pieces without one. The status and the JSON answer."""
+    from config.asgi import application
+
+    headers = [(b"host", b"testserver"), (b"content-type", b"application/json")]
+    if chunked:
+        headers.append((b"transfer-encoding", b"chunked"))
+    else:
+        headers.append((b"content-length", str(len(body)).encode()))
+    if cookie is not None:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    pieces = [body[i : i + 8192] for i in range(0, len(body), 8192)] or [b""]
+    incoming = [
+        {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
+        for i, piece in enumerate(pieces)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.Event().wait()  # the client stays connected until the answer
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(application(scope, receive, send), 10)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], json.loads(answer)

@@ -13,7 +13,6 @@ import logging
 from typing import Any, Literal
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -25,7 +24,6 @@ from core.errors import (
     InvalidJson,
     NotAuthenticated,
     NotFound,
-    TooLarge,
     ValidationFailed,
     app_error_for,
     error_body,
@@ -122,8 +120,6 @@ def _http_error(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
     cause = exc.__cause__
     if isinstance(cause, AppError):
         return _app_error(request, cause, api)
-    if isinstance(cause, RequestDataTooBig):
-        return _app_error(request, TooLarge(), api)
     if isinstance(exc, AuthenticationError):
         return _app_error(request, NotAuthenticated(), api)
     return api.create_response(
@@ -135,10 +131,6 @@ def _not_found(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
     return _app_error(request, NotFound(), api)
 
 
-def _too_big(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
-    return _app_error(request, TooLarge(), api)
-
-
 def _unexpected(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
     error = app_error_for(exc, where=f"{request.method} {request.path}")
     return _app_error(request, error, api)
@@ -147,7 +139,6 @@ def _unexpected(request: HttpRequest, exc: Any, api: NinjaAPI) -> HttpResponse:
 def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(Exception, lambda r, e: _unexpected(r, e, api))
     api.add_exception_handler(Http404, lambda r, e: _not_found(r, e, api))
-    api.add_exception_handler(RequestDataTooBig, lambda r, e: _too_big(r, e, api))
     api.add_exception_handler(HttpError, lambda r, e: _http_error(r, e, api))
     api.add_exception_handler(ValidationError, lambda r, e: _validation_error(r, e, api))
     api.add_exception_handler(AppError, lambda r, e: _app_error(r, e, api))

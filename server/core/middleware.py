@@ -12,7 +12,8 @@ lets the seed's client post JSON with `credentials: 'include'` and no token:
 `ApiEnvelopeMiddleware` gives every error answer under /api/ the JSON envelope, including the
 ones Django produces before a view runs (unknown URL, wrong method).
 
-`ApiBodyLimit` (ASGI) holds an API body to API_MAX_BODY_BYTES as it arrives, chunked or not.
+`ApiBodyLimit` (ASGI) holds an API body to API_MAX_BODY_BYTES as it arrives, chunked or not:
+the one size check of the API (it runs before Django reads a body at all).
 """
 
 from __future__ import annotations
@@ -62,13 +63,6 @@ def _has_body(request: HttpRequest) -> bool:
     return size > 0 or "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
-def _content_length(request: HttpRequest) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
-
 def _refusal(error: AppError) -> JsonResponse:
     return JsonResponse(error.payload(), status=error.status)
 
@@ -92,10 +86,6 @@ class ApiGuardMiddleware:
                 "Cross-site %s %s refused (Origin %s)", request.method, request.path, origin
             )
             return _refusal(Forbidden("Cross-site request refused: this Origin is not allowed."))
-        if _content_length(request) > settings.API_MAX_BODY_BYTES:
-            return _refusal(
-                TooLarge(f"The body is larger than {settings.API_MAX_BODY_BYTES} bytes.")
-            )
         content_type = request.META.get("CONTENT_TYPE", "")
         # A form's content type is refused even with an empty body: only scripts that could
         # send JSON may change state.

@@ -8,14 +8,13 @@ llm/tests/test_hostile_frames.py, with the same frames (core/tests/hostile.py).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from conftest import session_cookie
+from conftest import asgi_request, session_cookie
 from django.test import Client
 from hypothesis import given
 from hypothesis import strategies as st
@@ -180,8 +179,6 @@ def _strings_with(schema: dict[str, Any], text: str) -> str:
         pytest.param("[" * 30_000 + "]" * 30_000, 400, "invalid_json", id="nested-past-parser"),
         pytest.param('{"a":' * 5_000 + "1" + "}" * 5_000, 400, "invalid_json", id="nested-objects"),
         pytest.param("[" * 500 + "]" * 500, 400, "validation_error", id="nested-but-parsed"),
-        pytest.param("[" * 100_000 + "]" * 100_000, 413, "too_large", id="nested-and-huge"),
-        pytest.param(json.dumps({"pad": "x" * 70_000}), 413, "too_large", id="huge"),
         pytest.param(b'{"name": "\xff\xfe"}', 400, "invalid_json", id="invalid-utf8"),
         pytest.param(b"\xed\xa0\x80", 400, "invalid_json", id="utf8-encoded-surrogate"),
         pytest.param("null", 400, "validation_error", id="null"),
@@ -197,6 +194,22 @@ def test_hostile_bodies_get_an_envelope_on_every_json_endpoint(
     for method, path, _schema in _body_operations():
         response = _post(client, method, path, body)
         _assert_envelope(response, status, code)
+
+
+@sockets
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, id="nested-and-huge"),
+        pytest.param(json.dumps({"pad": "x" * 70_000}), id="huge"),
+    ],
+)
+async def test_bodies_over_the_limit_are_a_413_on_every_json_endpoint(alice, body):
+    """Through the whole ASGI application, where the one size check is (core.middleware)."""
+    cookie = await sync_to_async(session_cookie)(alice)
+    for method, path, _schema in await sync_to_async(_body_operations)():
+        status, answer = await asgi_request(method, path, body.encode(), cookie=cookie)
+        assert (status, answer["result"], answer["code"]) == (413, "error", "too_large"), path
 
 
 @pytest.mark.parametrize("text", ["a\x00b", "\ud800", "x\udfff"])
@@ -230,50 +243,10 @@ def test_usage_period_bounds_are_dates_or_a_400(client_for, alice, query, status
 @sockets
 async def test_a_chunked_body_is_held_to_the_same_limit(alice):
     """Over ASGI, a body without Content-Length (chunked) used to bypass the 64 KiB limit."""
-    from config.asgi import application
-
     cookie = await sync_to_async(session_cookie)(alice)
 
     async def call(body: bytes) -> tuple[int, dict[str, Any]]:
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/api/chat/rooms/",
-            "raw_path": b"/api/chat/rooms/",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"testserver"),
-                (b"content-type", b"application/json"),
-                (b"transfer-encoding", b"chunked"),
-                (b"cookie", f"sessionid={cookie}".encode()),
-            ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
-        pieces = [body[i : i + 8192] for i in range(0, len(body), 8192)]
-        incoming = [
-            {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
-            for i, piece in enumerate(pieces)
-        ]
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            if incoming:
-                return incoming.pop(0)
-            await asyncio.sleep(30)  # the client stays connected until the answer
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await asyncio.wait_for(application(scope, receive, send), 10)
-        start = next(m for m in sent if m["type"] == "http.response.start")
-        body_out = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        return start["status"], json.loads(body_out)
+        return await asgi_request("POST", "/api/chat/rooms/", body, cookie=cookie, chunked=True)
 
     status, answer = await call(json.dumps({"name": "big", "pad": "x" * 200_000}).encode())
     assert (status, answer["code"]) == (413, "too_large")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
+from conftest import asgi_request, session_cookie
 
 pytestmark = pytest.mark.django_db
 
@@ -78,12 +80,13 @@ def test_seed_style_post_without_csrf_token_works(alice):
     assert r.status_code == 201
 
 
-def test_too_large_body(client_for, alice):
-    r = client_for(alice).post(
-        "/api/chat/rooms/", data='{"name":"' + "x" * 70_000 + '"}', content_type="application/json"
-    )
-    assert r.status_code == 413
-    assert r.json()["code"] == "too_large"
+@pytest.mark.django_db(transaction=True)
+async def test_too_large_body(alice):
+    cookie = await sync_to_async(session_cookie)(alice)
+    body = ('{"name":"' + "x" * 70_000 + '"}').encode()
+    status, answer = await asgi_request("POST", "/api/chat/rooms/", body, cookie=cookie)
+    assert status == 413
+    assert answer["code"] == "too_large"
 
 
 def test_session_cookie_is_samesite_lax(anon):
