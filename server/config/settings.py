@@ -254,6 +254,8 @@ OPENAI_API_KEY: str = setting("OPENAI_API_KEY", "")
 OPENAI_BASE_URL: str = setting("OPENAI_BASE_URL", "")
 LLM_PROVIDER: str = setting("LLM_PROVIDER", "")
 LLM_MODEL: str = setting("LLM_MODEL", "gpt-4o-mini")
+# The models a session may choose (SPEC 10.1); LLM_MODEL, the default, is always one of them.
+LLM_MODELS: list[str] = list(dict.fromkeys([LLM_MODEL, *list_setting("LLM_MODELS", [])]))
 LLM_SYSTEM_PROMPT: str = setting(
     "LLM_SYSTEM_PROMPT",
     (
@@ -263,6 +265,8 @@ LLM_SYSTEM_PROMPT: str = setting(
 )
 LLM_HISTORY_LIMIT: int = int_setting("LLM_HISTORY_LIMIT", 10)
 LLM_MAX_OUTPUT_TOKENS: int = int_setting("LLM_MAX_OUTPUT_TOKENS", 1024)
+# The history sent with a question is also cut to this many (estimated) tokens, oldest first.
+LLM_CONTEXT_TOKENS: int = int_setting("LLM_CONTEXT_TOKENS", 8000)
 LLM_TIMEOUT_SECONDS: float = float(setting("LLM_TIMEOUT_SECONDS", "30"))
 LLM_MAX_RETRIES: int = int_setting("LLM_MAX_RETRIES", 2)
 LLM_USER_RATE: str = setting("LLM_USER_RATE", "10/minute")

@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -35,11 +36,11 @@ from core.errors import (
     error_frame,
 )
 from core.events import frame_event, publish_on_commit
-from llm import budgets, prices
+from llm import budgets, personas, prices, threads
 from llm.events import AiStreamEnd, UsageOut
 from llm.log import ai_debug, ai_error, ai_success
 from llm.models import AiReply, LlmUsage
-from llm.providers import model_name, provider_name
+from llm.providers import provider_name
 from llm.providers.base import ChatMessage, ChatRequest, Usage
 
 # After the provider refuses the key, replies pause server-wide; one call a minute re-checks.
@@ -74,6 +75,8 @@ class ClaimedReply:
     user_id: int
     provider: str
     request: ChatRequest
+    # The message it answers.
+    reply_to: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,25 +102,38 @@ def _queue(conversation: Conversation) -> dict[str, object]:
     return {"session_id": conversation.session_id}
 
 
-def context_build(*, conversation: Conversation, trigger: Message) -> list[ChatMessage]:
-    """The persona, the last LLM_HISTORY_LIMIT messages of the conversation that came before
-    `trigger` (oldest first; the assistant's as `assistant`, people's as `user` prefixed with
-    who said it), then `trigger` itself. Nothing from other conversations.
+def context_build(
+    *, conversation: Conversation, trigger: Message, system_prompt: str
+) -> list[ChatMessage]:
+    """The persona (`system_prompt`), the last LLM_HISTORY_LIMIT messages of the conversation
+    that came before `trigger` (oldest first; the assistant's as `assistant`, people's as
+    `user` prefixed with who said it), then `trigger` itself. Nothing from other
+    conversations, no notes about the conversation (a model switched...), and of an earlier
+    question answered more than once only its latest answer.
 
     "Before" is the order of the conversation as its questions were asked: a reply counts as
     said right after the question it answers, so the reply to an earlier question that was
     still queued when `trigger` arrived is in its context, and what was asked after `trigger`
-    is not (its answer is the same whenever it is generated)."""
+    is not (its answer is the same whenever it is generated, and asked again later it gets
+    the context it had the first time)."""
     anchor = Coalesce("ai_reply__trigger_id", "id")
+    newer_answer = AiReply.objects.filter(
+        trigger_id=OuterRef("ai_reply__trigger_id"),
+        reply__isnull=False,
+        pk__gt=OuterRef("ai_reply__pk"),
+    )
     earlier = list(
-        Message.objects.filter(room_id=conversation.room_id, ai_session_id=conversation.session_id)
+        Message.objects.filter(
+            room_id=conversation.room_id, ai_session_id=conversation.session_id, note__isnull=True
+        )
         .annotate(anchor=anchor)
         .filter(anchor__lt=trigger.pk)
+        .filter(~Exists(newer_answer))
         .select_related("sender")
         .order_by("-anchor", "-id")[: settings.LLM_HISTORY_LIMIT]
     )
     earlier.reverse()
-    messages = [ChatMessage("system", settings.LLM_SYSTEM_PROMPT)]
+    messages = [ChatMessage("system", system_prompt)]
     for m in [*earlier, trigger]:
         if m.sender.username == settings.AI_USERNAME:
             messages.append(ChatMessage("assistant", m.content))
@@ -167,16 +183,18 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
             ttft_ms=None,
             latency_ms=0,
             provider="",
-            model=stale.session.model if stale.session else model_name(),
+            model=stale.session.model if stale.session else personas.room_steering().model,
         )
     # Only the reply row is locked (`of`): locking the joined rows too made a claim skip a
     # pending reply whenever its sender's row was locked by a claim in another conversation,
     # and the reply was then never generated.
+    # In the order they were asked: a message's reply is queued in the transaction that stores
+    # it (under its conversation's lock), a question asked again when it is asked again.
     reply = (
         AiReply.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(status=AiReply.Status.PENDING, **_queue(conversation))
-        .select_related("session", "trigger", "trigger__sender")
-        .order_by("trigger_id")
+        .select_related("session", "session__persona", "trigger", "trigger__sender")
+        .order_by("id")
         .first()
     )
     if reply is None:
@@ -193,15 +211,24 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
         reply.finished_at = timezone.now()
         reply.save(update_fields=["status", "error_code", "finished_at"])
         publish_on_commit(frame_event(conversation.group, error_frame(refusal, ai=True)))
+        threads.queue_announce(conversation)
         ai_error("reply %s not generated: %s", reply.pk, refusal.code)
         return None
     reply.status = AiReply.Status.STREAMING
     reply.stream_id = uuid4()
     reply.started_at = timezone.now()
     reply.save(update_fields=["status", "stream_id", "started_at"])
+    threads.queue_announce(conversation)
+    steering = (
+        personas.session_steering(session) if session is not None else personas.room_steering()
+    )
     request = ChatRequest(
-        model=session.model if session is not None else model_name(),
-        messages=context_build(conversation=conversation, trigger=reply.trigger),
+        model=steering.model,
+        messages=context_build(
+            conversation=conversation,
+            trigger=reply.trigger,
+            system_prompt=steering.system_prompt,
+        ),
         max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
         end_user=_end_user_id(reply.requested_by_id),
     )
@@ -219,6 +246,7 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
         user_id=reply.requested_by_id,
         provider=provider,
         request=request,
+        reply_to=reply.trigger_id,
     )
 
 
@@ -322,12 +350,17 @@ def _reply_close(
             message_id=message.pk if message else None,
             finish_reason=finish_reason,  # type: ignore[arg-type]
             usage=usage_out(record),
+            reply_to=reply.trigger_id,
+            model=model,
         )
         publish_on_commit(frame_event(group, end.model_dump()))
         transaction.on_commit(partial(_observe, record=record, reply=reply, ttft_ms=ttft_ms))
     if message is not None:
         others, _ = chat_message_frames(message)
-        publish_on_commit(frame_event(group, {**others, "finish_reason": reply.finish_reason}))
+        version, versions = threads.version_of(reply)
+        fields = threads.reply_fields(reply, record=record, version=version, versions=versions)
+        publish_on_commit(frame_event(group, {**others, **fields}))
+    threads.queue_announce(conversation)
     if error is not None:
         publish_on_commit(frame_event(group, error_frame(error, ai=True)))
         ai_error("reply %s in %s failed: %s", reply.pk, conversation, error.code)
