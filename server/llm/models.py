@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -49,6 +50,11 @@ class Persona(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        # A new default is not refused for the one it replaces: saving it (through
+        # llm.services.persona_save) hands the default over in one transaction.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
 
     def clean(self) -> None:
         from llm.personas import allowed_models

@@ -22,3 +22,21 @@ async def upstream(settings) -> AsyncIterator[FakeUpstream]:
     yield server
     reset_clients()
     await server.stop()
+
+
+@pytest.fixture
+def presets(db: None) -> None:
+    """The persona presets a migration installs (SPEC 10.1), installed again: a test that
+    flushes the database (transaction=True) takes them with it. Found by the migration's own
+    function, so the test follows the migration whatever its number."""
+    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations import RunPython
+    from django.db.migrations.loader import MigrationLoader
+
+    for (app, _), migration in MigrationLoader(connection).disk_migrations.items():
+        for operation in migration.operations if app == "llm" else ():
+            if isinstance(operation, RunPython) and operation.code.__name__ == "add_presets":
+                operation.code(apps, None)
+                return
+    raise AssertionError("no migration of llm installs the persona presets")

@@ -1,0 +1,49 @@
+"""Helpers of the tests of steering the assistant (SPEC 10): sessions opened over the API,
+frames read up to a point, and what the local upstream was asked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from llm.tests.upstream import FakeUpstream
+
+
+async def open_session(client_for: Callable[..., Any], user: Any, room: Any, **body: Any) -> str:
+    """A session opened by `user` over the API (with `body`'s settings); its id."""
+    client = await sync_to_async(client_for)(user)
+    response = await sync_to_async(client.post_json)(
+        "/api/llm/start_session/", {"room_uuid": str(room.pk), **body}
+    )
+    assert response.status_code == 201, response.content
+    return str(response.json()["session_id"])
+
+
+async def until(sock: Any, done: Callable[[dict[str, Any]], bool], wait: float = 5) -> list[Any]:
+    """Frames up to and including the first for which `done` is true."""
+    frames = []
+    while True:
+        frame = await sock.recv(wait)
+        frames.append(frame)
+        if done(frame):
+            return frames
+
+
+def is_reply(frame: dict[str, Any]) -> bool:
+    """The assistant's final `chat_message` (a saved reply)."""
+    return bool(frame["type"] == "chat_message" and frame["is_ai"])
+
+
+async def until_reply(sock: Any, wait: float = 5) -> list[Any]:
+    return await until(sock, is_reply, wait)
+
+
+def asked(upstream: FakeUpstream, index: int = -1) -> dict[str, Any]:
+    """The body of a request the upstream received (the last by default)."""
+    return upstream.requests[index].body
+
+
+def contents(body: dict[str, Any]) -> list[str]:
+    return [m["content"] for m in body["messages"]]
