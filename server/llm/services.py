@@ -400,7 +400,8 @@ def session_update(
         note={"kind": "session_settings", "changes": changes},
     )
     updated = SessionUpdated(session=after, username=actor.username)
-    publish_on_commit(frame_event(conversation.group, frame(updated)))
+    # Not `frame()`: a persona of null (the session's own prompt) must reach the members.
+    publish_on_commit(frame_event(conversation.group, updated.model_dump()))
     others, mine = chat_message_frames(note)
     publish_on_commit(frame_event(conversation.group, others, sender_id=actor.pk, self_frame=mine))
     ai_success(

@@ -54,6 +54,7 @@ class LiveServer:
             "OPENAI_BASE_URL": upstream_url,
             "LLM_PROVIDER": "openai",
             "LLM_MODEL": "gpt-4o-mini",
+            "LLM_MODELS": "gpt-4o-mini,gpt-4o",
             "LLM_SYSTEM_PROMPT": "",
             "LLM_MAX_RETRIES": "0",
             "LLM_TIMEOUT_SECONDS": "10",

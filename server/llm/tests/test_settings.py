@@ -254,6 +254,10 @@ async def test_a_title_or_prompt_change_is_noted_without_quoting_the_prompt(
     await a.recv_type("ai_joined")
     r = await patch(client_for, alice, sid, {"title": "배포", "system_prompt": "Secret plan."})
     assert r.status_code == 200
+    updated = await a.recv_type("session_updated")
+    # No preset now: the members learn it (a null, not a field left out).
+    assert updated["session"]["persona"] is None
+    assert updated["session"]["system_prompt"] == "Secret plan."
     note = await a.recv_type("chat_message")
     assert note["is_self"] is True
     assert note["message"] == (
