@@ -226,3 +226,52 @@ def test_the_room_json_carries_the_switch(client_for, room, alice):
     ChatRoom.objects.filter(pk=room.pk).update(ai_mentions=False)
     rooms = client_for(alice).get("/api/chat/my-rooms/").json()["rooms"]
     assert rooms[0]["ai_mentions"] is False
+
+
+async def test_a_late_joiner_gets_the_room_reply_so_far_and_the_asker_may_leave(
+    ws, upstream, room, alice, bob
+):
+    upstream.then(SLOW)
+    a = await room_socket(ws, room, alice)
+    question = await say(a, "@AI_Assistant long please")
+    await a.recv_type("ai_stream_delta")
+    await a.disconnect()  # the asker leaves: the reply goes on for the others
+    late = await room_socket(ws, room, bob)
+    queue = await late.recv()
+    assert queue == {"type": "ai_queue", "generating": question, "pending": []}
+    start = await late.recv()
+    assert (start["type"], start["reply_to"]) == ("ai_stream_start", question)
+    assert SLOW.text.startswith(start["text"])
+    assert start["text"]
+    text = start["text"]
+    for frame in await until_reply(late, wait=10):
+        if frame["type"] == "ai_stream_delta":
+            text += frame["delta"]
+    assert text == SLOW.text
+    stored = await sync_to_async(Message.objects.get)(ai_reply__trigger_id=question)
+    assert stored.content == SLOW.text
+
+
+@pytest.mark.parametrize(
+    ("behavior", "code"),
+    [
+        (Behavior(status=500), "upstream_unavailable"),
+        (Behavior(status=429, retry_after=3), "upstream_rate_limited"),
+        (Behavior(text="partial answer", chunk_chars=3, cut_after=2), "upstream_unavailable"),
+    ],
+)
+async def test_an_upstream_failure_in_room_chat_gets_its_code_and_keeps_the_question(
+    ws, upstream, room, alice, bob, behavior, code
+):
+    upstream.then(behavior)
+    a = await room_socket(ws, room, alice)
+    b = await room_socket(ws, room, bob)
+    question = await say(a, "@AI_Assistant will this work?")
+    end = await b.recv_type("ai_stream_end")
+    assert (end["reply_to"], end["finish_reason"]) == (question, "error")
+    assert (await b.recv_type("ai_error"))["code"] == code
+    assert await sync_to_async(Message.objects.filter(pk=question).exists)()
+    # The room goes on: the next mention is answered (a cut stream's partial text came first).
+    again = await say(b, "@AI_Assistant and now?")
+    answered = await until(a, lambda f: is_reply(f) and f["reply_to"] == again)
+    assert answered[-1]["message"] == upstream.default.text

@@ -334,3 +334,25 @@ async def test_a_reply_without_usage_from_the_provider_is_marked_estimated(
     assert final["usage"]["estimated"] is True
     items = await history(client_for, alice, sid)
     assert items[-1]["usage"] == final["usage"]
+
+
+async def test_a_question_asked_again_waits_behind_those_asked_before(
+    client_for, ws, upstream, room, alice, bob
+):
+    upstream.then(Behavior(text="one"), SLOW, Behavior(text="three"), Behavior(text="one again"))
+    sid = await open_session(client_for, alice, room)
+    a, b = await join(ws, sid, alice, bob)
+    q1 = await say(a, "first")
+    r1 = (await until_reply(a))[-1]
+    q2 = await say(a, "second, slow")
+    await a.recv_type("ai_stream_delta")
+    q3 = await say(b, "third")
+    await b.send_json_to({"type": "regenerate", "message_id": r1["message_id"]})
+    queue = await until(a, lambda f: f["type"] == "ai_queue" and len(f["pending"]) == 2)
+    assert queue[-1]["pending"] == [
+        {"message_id": q3, "username": "bob"},
+        {"message_id": q1, "username": "bob"},
+    ]
+    frames = await until(a, lambda f: is_reply(f) and f["message"] == "one again", wait=10)
+    answered = [f["reply_to"] for f in frames if is_reply(f)]
+    assert answered == [q2, q3, q1]
