@@ -23,6 +23,7 @@ class AiThinking(BaseModel):
     type: Literal["ai_thinking"] = "ai_thinking"
     username: str = settings.AI_USERNAME
     reply_to: int | None = None
+    model: str | None = None
 
 
 class AiStreamStart(BaseModel):

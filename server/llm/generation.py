@@ -184,7 +184,8 @@ class Generator:
         error: AppError | None = None
         stopped = False
         try:
-            await apublish(frame_event(group, frame(AiThinking(reply_to=claim.reply_to))))
+            thinking = AiThinking(reply_to=claim.reply_to, model=claim.request.model)
+            await apublish(frame_event(group, frame(thinking)))
             await streams.snapshot_set(claim.conversation, run.snapshot())
             start = AiStreamStart(
                 stream_id=str(claim.stream_id),

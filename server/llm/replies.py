@@ -75,8 +75,7 @@ class ClaimedReply:
     user_id: int
     provider: str
     request: ChatRequest
-    # The message it answers.
-    reply_to: int = 0
+    reply_to: int  # the message it answers
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ class Peer:
     async def send(self, **frame: Any) -> None:
         await self.conn.send(json.dumps(frame))
 
+    async def send_json_to(self, frame: dict[str, Any]) -> None:
+        await self.conn.send(json.dumps(frame))
+
     async def recv(self, wait: float = 10) -> dict[str, Any]:
         return json.loads(await asyncio.wait_for(self.conn.recv(), wait))  # type: ignore[no-any-return]
 

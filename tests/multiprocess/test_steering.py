@@ -13,6 +13,7 @@ from django.conf import settings
 
 from chat.models import Message
 from llm.models import AiReply
+from llm.tests.steering import say, until
 from llm.tests.upstream import Behavior
 
 from .test_scaleout import LONG_TEXT, Peer, make_room, start_session, stream_text
@@ -23,15 +24,6 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.django_db(transaction=True),
 ]
-
-
-async def said(peer: Peer, text: str) -> int:
-    """Send a message and wait for its echo; its id."""
-    await peer.send(type="chat_message", message=text)
-    while True:
-        frame = await peer.recv()
-        if frame["type"] == "chat_message" and frame["message"] == text:
-            return int(frame["message_id"])
 
 
 def replies_to(question: int) -> Any:
@@ -55,15 +47,6 @@ async def settled(cluster: Any, conversation: str, within: float = 10) -> None:
         await client.aclose()
 
 
-async def frames_until(peer: Peer, done: Any, wait: float = 15) -> list[dict[str, Any]]:
-    frames = []
-    while True:
-        frame = await peer.recv(wait)
-        frames.append(frame)
-        if done(frame):
-            return frames
-
-
 async def test_a_room_chat_mention_answered_on_one_process_is_seen_on_the_other(
     cluster, upstream, peers
 ):
@@ -74,9 +57,9 @@ async def test_a_room_chat_mention_answered_on_one_process_is_seen_on_the_other(
     alice_a = await peers(a, path, cookies["alice"])
     bob_b = await peers(b, path, cookies["bob"])
 
-    question = await said(alice_a, "@AI_Assistant 배포 순서 정리해줘")
-    seen_b = await frames_until(bob_b, replies_to(question))
-    seen_a = await frames_until(alice_a, replies_to(question))
+    question = await say(alice_a, "@AI_Assistant 배포 순서 정리해줘")
+    seen_b = await until(bob_b, replies_to(question))
+    seen_a = await until(alice_a, replies_to(question))
     for frames in (seen_a, seen_b):
         assert stream_text(frames) == upstream.default.text
         assert frames[-1]["message"] == upstream.default.text
@@ -105,19 +88,19 @@ async def test_a_withdrawn_question_never_reaches_the_provider(cluster, upstream
     for peer in (alice_a, bob_b):
         await peer.recv_type("ai_joined")
 
-    first = await said(alice_a, "a long answer, please")
+    first = await say(alice_a, "a long answer, please")
     await bob_b.recv_type("ai_stream_delta")
-    waiting = await said(bob_b, "NEVER ASK THIS")
-    queued = await frames_until(
+    waiting = await say(bob_b, "NEVER ASK THIS")
+    queued = await until(
         alice_a, lambda f: f["type"] == "ai_queue" and f["generating"] == first and f["pending"]
     )
     assert queued[-1]["pending"] == [{"message_id": waiting, "username": "bob"}]
     await bob_b.send(type="cancel_reply", message_id=waiting)
-    emptied = await frames_until(alice_a, lambda f: f["type"] == "ai_queue" and not f["pending"])
+    emptied = await until(alice_a, lambda f: f["type"] == "ai_queue" and not f["pending"])
     assert emptied[-1]["generating"] == first
-    await frames_until(alice_a, replies_to(first))
-    after = await said(bob_b, "the next one")
-    await frames_until(alice_a, replies_to(after))
+    await until(alice_a, replies_to(first))
+    after = await say(bob_b, "the next one")
+    await until(alice_a, replies_to(after))
 
     assert len(upstream.requests) == 2
     assert [r.body["messages"][-1]["content"] for r in upstream.requests] == [
@@ -140,16 +123,16 @@ async def test_asked_again_on_both_processes_at_once_is_answered_once(cluster, u
     bob_b = await peers(b, path, cookies["bob"])
     for peer in (alice_a, bob_b):
         await peer.recv_type("ai_joined")
-    question = await said(alice_a, "once")
-    reply = (await frames_until(alice_a, replies_to(question)))[-1]
-    await frames_until(bob_b, replies_to(question))
+    question = await say(alice_a, "once")
+    reply = (await until(alice_a, replies_to(question)))[-1]
+    await until(bob_b, replies_to(question))
 
     upstream.default = Behavior(text="again", chunk_chars=3, first_delay=0.3)
     await asyncio.gather(
         alice_a.send(type="regenerate", message_id=reply["message_id"]),
         bob_b.send(type="regenerate", message_id=reply["message_id"]),
     )
-    seen = await frames_until(
+    seen = await until(
         alice_a, lambda f: replies_to(question)(f) and f["message_id"] != reply["message_id"]
     )
     again = seen[-1]
@@ -167,5 +150,5 @@ async def errors_so_far(peer: Peer) -> list[dict[str, Any]]:
     """The error frames a peer got before it asks for one more (a question that is not
     waiting: `not_found`), which comes after every answer to what it sent before."""
     await peer.send(type="cancel_reply", message_id=1)
-    frames = await frames_until(peer, lambda f: f.get("code") == "not_found")
+    frames = await until(peer, lambda f: f.get("code") == "not_found")
     return [f for f in frames[:-1] if f["type"] == "error"]

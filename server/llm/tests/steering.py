@@ -1,5 +1,7 @@
 """Helpers of the tests of steering the assistant (SPEC 10): sessions opened over the API,
-frames read up to a point, and what the local upstream was asked."""
+frames read up to a point, and what the local upstream was asked. A socket here is anything
+with `send_json_to(frame)` and `recv(wait)`: a test socket, or a real one to a server process
+(tests/multiprocess)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,15 @@ async def until(sock: Any, done: Callable[[dict[str, Any]], bool], wait: float =
         frames.append(frame)
         if done(frame):
             return frames
+
+
+async def say(sock: Any, text: str) -> int:
+    """Send a message and wait for its echo; its id."""
+    await sock.send_json_to({"type": "chat_message", "message": text})
+    while True:
+        frame = await sock.recv(5)
+        if frame["type"] == "chat_message" and frame["message"] == text:
+            return int(frame["message_id"])
 
 
 def is_reply(frame: dict[str, Any]) -> bool:

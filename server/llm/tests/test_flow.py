@@ -76,6 +76,7 @@ async def test_the_seeds_scenario(client_for, ws, upstream, room, alice):
         "type": "ai_thinking",
         "username": "AI_Assistant",
         "reply_to": frames[0]["message_id"],
+        "model": "gpt-4o-mini",
     }
     assert types[2] == "ai_stream_start"
     assert types[-2] == "ai_stream_end"

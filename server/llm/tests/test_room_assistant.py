@@ -11,7 +11,7 @@ from chat.models import ChatRoom, Message
 from chat.services import room_create
 from llm.models import AiReply, LlmUsage, Persona
 from llm.services import persona_save
-from llm.tests.steering import asked, contents, is_reply, until, until_reply
+from llm.tests.steering import asked, contents, is_reply, say, until, until_reply
 from llm.tests.upstream import Behavior
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presets")]
@@ -28,14 +28,6 @@ def room(alice, bob):
 
 async def room_socket(ws, room, user):
     return await ws(f"/ws/chat/{room.pk}/", user)
-
-
-async def say(sock, text):
-    await sock.send_json_to({"type": "chat_message", "message": text})
-    while True:
-        frame = await sock.recv()
-        if frame["type"] == "chat_message" and frame["message"] == text:
-            return frame["message_id"]
 
 
 async def test_a_mention_is_answered_in_the_room_with_the_rooms_recent_chat(

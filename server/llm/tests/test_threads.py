@@ -13,7 +13,15 @@ from asgiref.sync import sync_to_async
 from chat.models import Message
 from chat.services import room_create
 from llm.models import AiReply, LlmUsage
-from llm.tests.steering import asked, contents, is_reply, open_session, until, until_reply
+from llm.tests.steering import (
+    asked,
+    contents,
+    is_reply,
+    open_session,
+    say,
+    until,
+    until_reply,
+)
 from llm.tests.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,15 +43,6 @@ async def join(ws, sid, *users):
         await sock.recv_type("ai_joined")
         socks.append(sock)
     return socks
-
-
-async def say(sock, text):
-    """Send a message and wait for its echo; its id."""
-    await sock.send_json_to({"type": "chat_message", "message": text})
-    while True:
-        frame = await sock.recv()
-        if frame["type"] == "chat_message" and frame["message"] == text:
-            return frame["message_id"]
 
 
 async def history(client_for, user, sid):
@@ -73,7 +72,7 @@ async def test_every_reply_frame_and_history_item_names_its_question(
     finals = [f for f in frames if is_reply(f)]
     assert [(f["reply_to"], f["message"]) for f in finals][-2:] == [(q2, "4"), (q3, "and more")]
     for f in frames:
-        if f["type"] in ("ai_stream_start", "ai_stream_end") or is_reply(f):
+        if f["type"] in ("ai_thinking", "ai_stream_start", "ai_stream_end") or is_reply(f):
             assert f["model"] == "gpt-4o-mini", f
     final = finals[-1]
     assert final["version"] == final["versions"] == 1
