@@ -141,7 +141,8 @@ def message_post(
 def _asks_assistant(conversation: Conversation, content: str) -> bool:
     """Whether a room-chat message asks AI_Assistant: it mentions it, the AI is configured
     and the room's owner has not turned mentions off."""
-    if username_key(settings.AI_USERNAME) not in mentioned_keys(content):
+    # Most messages have no "@": they are not parsed (the busiest write of the product).
+    if "@" not in content or username_key(settings.AI_USERNAME) not in mentioned_keys(content):
         return False
     if provider_name() is None:
         return False
