@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 API_KEY = "sk-test-0123456789abcdefghijklmnop"
-MODELS = frozenset({"gpt-4o-mini", "local-model"})
+MODELS = frozenset({"gpt-4o-mini", "gpt-4o", "local-model"})
 # Benchmark replies: the tag a client puts in its message, e.g. "[s12] explain".
 TAG = re.compile(r"\[(s\d+)\]")
 

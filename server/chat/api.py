@@ -13,7 +13,7 @@ from accounts.models import User
 from chat import selectors, services
 from chat.access import access_room
 from chat.conversations import Conversation
-from chat.events import MessageOut, message_out
+from chat.events import MessageOut, messages_out
 from chat.models import ChatRoom
 from chat.selectors import Page
 from core.api import errors, signed_in
@@ -28,6 +28,9 @@ class RoomOut(Schema):
     is_owner: bool
     participants: list[str]
     created_at: datetime
+    ai_mentions: bool = Field(
+        ..., description="Whether AI_Assistant answers @AI_Assistant in this room's chat."
+    )
 
 
 class RoomEnvelope(Schema):
@@ -43,6 +46,12 @@ class RoomListEnvelope(Schema):
 
 class RoomIn(Schema):
     name: str = Field(..., max_length=1000)
+
+
+class RoomPatchIn(Schema):
+    ai_mentions: bool | None = Field(
+        None, description="The owner turns AI_Assistant's answers to @AI_Assistant on or off."
+    )
 
 
 class ParticipantIn(Schema):
@@ -69,13 +78,14 @@ def room_out(room: ChatRoom, *, viewer: User) -> dict[str, object]:
         "is_owner": room.owner_id == viewer.pk,
         "participants": [p.username for p in room.participants.all()],
         "created_at": room.created_at,
+        "ai_mentions": room.ai_mentions,
     }
 
 
 def page_body(page: Page, *, viewer: User) -> dict[str, object]:
     return {
         "result": "success",
-        "messages": [message_out(m, viewer_id=viewer.pk) for m in page.messages],
+        "messages": messages_out(page.messages, viewer_id=viewer.pk),
         "has_more": page.has_more,
     }
 
@@ -108,6 +118,21 @@ def create_room(request: HttpRequest, payload: RoomIn) -> Status[dict[str, objec
 )
 def get_room(request: HttpRequest, room_id: UUID) -> dict[str, object]:
     room = access_room(room_id=room_id, user=_user(request))
+    return {"result": "success", "room": room_out(room, viewer=_user(request))}
+
+
+@router.patch(
+    "/rooms/{uuid:room_id}/",
+    response={200: RoomEnvelope, **errors(401, 403, 404, 415)},
+    summary="Change a room's settings (owner only)",
+)
+def patch_room(request: HttpRequest, room_id: UUID, payload: RoomPatchIn) -> dict[str, object]:
+    if payload.ai_mentions is None:
+        room = access_room(room_id=room_id, user=_user(request))
+    else:
+        room = services.room_set_ai_mentions(
+            room_id=room_id, actor=_user(request), enabled=payload.ai_mentions
+        )
     return {"result": "success", "room": room_out(room, viewer=_user(request))}
 
 

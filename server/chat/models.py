@@ -20,6 +20,8 @@ class ChatRoom(models.Model):
         settings.AUTH_USER_MODEL, related_name="joined_rooms", blank=True
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Whether AI_Assistant answers `@AI_Assistant` in this room's chat (the owner's switch).
+    ai_mentions = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -49,6 +51,9 @@ class Message(models.Model):
     # Made up by the client; a retry with the same id is not stored twice.
     # NULL (not "") when absent, so that the partial unique constraint skips it.
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    # Set on a note about the conversation rather than something said (e.g. "alice switched
+    # the model to ..."): what changed, for clients to word it; `content` words it in English.
+    note = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

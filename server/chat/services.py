@@ -18,13 +18,20 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import user_get_by_username, user_is_assistant
-from chat.access import access_room, can_manage_members, can_remove, member_filter
+from chat.access import (
+    access_room,
+    can_manage_members,
+    can_manage_room,
+    can_remove,
+    member_filter,
+)
 from chat.conversations import Conversation
+from chat.events import RoomSettingsFrame
 from chat.models import ChatRoom, Message
 from core import closecodes
 from core.db import fetch_one
 from core.errors import EmptyMessage, Forbidden, MessageTooLong, NotFound, ValidationFailed
-from core.events import control_event, publish_on_commit
+from core.events import control_event, frame_event, publish_on_commit
 from core.groups import user_group
 
 logger = logging.getLogger(__name__)
@@ -60,6 +67,24 @@ def room_add_participant(*, room_id: UUID, actor: User, username: str) -> ChatRo
         raise ValidationFailed("username: the owner is already a member.")
     room.participants.add(user)
     return access_room(room_id=room_id, user=actor)
+
+
+@transaction.atomic
+def room_set_ai_mentions(*, room_id: UUID, actor: User, enabled: bool) -> ChatRoom:
+    """The owner turns AI_Assistant's answers to `@AI_Assistant` in the room's chat on or
+    off (SPEC 10.3); members on the room's socket get `room_settings`."""
+    room = access_room(room_id=room_id, user=actor)
+    if not can_manage_room(user=actor, room=room):
+        raise Forbidden("Only the room's owner can change its settings.")
+    if room.ai_mentions != enabled:
+        ChatRoom.objects.filter(pk=room.pk).update(ai_mentions=enabled)
+        room.ai_mentions = enabled
+        frame = RoomSettingsFrame(
+            room_id=str(room.pk), ai_mentions=enabled, username=actor.username
+        )
+        publish_on_commit(frame_event(Conversation(room_id=room.pk).group, frame.model_dump()))
+        logger.info("Room %s: AI mentions %s by user %s", room.pk, enabled, actor.pk)
+    return room
 
 
 @transaction.atomic

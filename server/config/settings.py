@@ -254,6 +254,8 @@ OPENAI_API_KEY: str = setting("OPENAI_API_KEY", "")
 OPENAI_BASE_URL: str = setting("OPENAI_BASE_URL", "")
 LLM_PROVIDER: str = setting("LLM_PROVIDER", "")
 LLM_MODEL: str = setting("LLM_MODEL", "gpt-4o-mini")
+# The models a session may choose (SPEC 10.1); LLM_MODEL, the default, is always one of them.
+LLM_MODELS: list[str] = list(dict.fromkeys([LLM_MODEL, *list_setting("LLM_MODELS", [])]))
 LLM_SYSTEM_PROMPT: str = setting(
     "LLM_SYSTEM_PROMPT",
     (

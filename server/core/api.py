@@ -94,6 +94,10 @@ class JsonParser(Parser):
         # on every database instead of a 500 on one of them.
         if _contains_nul(data):
             raise ValidationFailed("Text must not contain NUL (\\u0000) characters.")
+        # Every body is an object. Said here, because a body whose fields are all optional (a
+        # PATCH) is read field by field, and `[1, 2]` would pass as "change nothing".
+        if not isinstance(data, dict):
+            raise ValidationFailed("The body must be a JSON object.")
         return data
 
 

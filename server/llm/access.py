@@ -27,7 +27,9 @@ def access_session(*, session_id: UUID, user: User, staff_sees_all: bool = False
         AiChatSession.objects.all() if staff_sees_all and user.is_staff else visible_sessions(user)
     )
     session = (
-        visible.select_related("room", "room__owner", "created_by").filter(pk=session_id).first()
+        visible.select_related("room", "room__owner", "created_by", "persona")
+        .filter(pk=session_id)
+        .first()
     )
     if session is None:
         raise NotFound("No such AI session.")
@@ -39,6 +41,11 @@ def can_end_session(*, user: User, session: AiChatSession) -> bool:
     if not session.is_active:
         return False
     return user.is_staff or user.pk in (session.room.owner_id, session.created_by_id)
+
+
+def can_edit_session(*, user: User, session: AiChatSession) -> bool:
+    """Who may end a session may also change what steers it (SPEC 10.1), while it is active."""
+    return can_end_session(user=user, session=session)
 
 
 def session_socket_access(*, session_id: UUID, user: User) -> SocketAccess:

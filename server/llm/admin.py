@@ -7,10 +7,26 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from llm.models import AiChatSession, AiReply, GroupQuota, LlmUsage, RoomBudget
+from llm.models import AiChatSession, AiReply, GroupQuota, LlmUsage, Persona, RoomBudget
+from llm.personas import persona_prompt
 from llm.prices import usd_text
 from llm.selectors import usage_totals
-from llm.services import session_deactivate
+from llm.services import persona_save, session_deactivate
+
+
+@admin.register(Persona)
+class PersonaAdmin(admin.ModelAdmin[Persona]):
+    list_display = ("name", "key", "is_default", "default_model", "told")
+    search_fields = ("key", "name")
+    readonly_fields = ("told",)
+    fields = ("key", "name", "system_prompt", "told", "default_model", "is_default")
+
+    @admin.display(description="What the assistant is told")
+    def told(self, persona: Persona) -> str:
+        return persona_prompt(persona)
+
+    def save_model(self, request: HttpRequest, obj: Persona, form: Any, change: bool) -> None:
+        persona_save(persona=obj)
 
 
 @admin.register(AiChatSession)
@@ -18,8 +34,10 @@ class AiChatSessionAdmin(admin.ModelAdmin[AiChatSession]):
     list_display = (
         "id",
         "room",
+        "title",
         "created_by",
         "model",
+        "persona",
         "is_active",
         "created_at",
         "deactivated_at",
@@ -27,7 +45,7 @@ class AiChatSessionAdmin(admin.ModelAdmin[AiChatSession]):
     list_filter = ("is_active", "model", "created_at")
     search_fields = ("id", "room__name", "created_by__username")
     list_select_related = ("room", "created_by")
-    raw_id_fields = ("room", "created_by", "deactivated_by")
+    raw_id_fields = ("room", "created_by", "deactivated_by", "persona")
     readonly_fields = ("deactivated_at", "deactivated_by")
     date_hierarchy = "created_at"
     actions = ["deactivate"]

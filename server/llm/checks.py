@@ -48,16 +48,19 @@ def check_ai_configuration(app_configs: Any, **kwargs: Any) -> list[Warning]:
                 id="llm.W002",
             )
         )
-    if provider_name() == "openai" and price_for(settings.LLM_MODEL) is None:
-        warnings.append(
-            Warning(
-                f"No price is known for LLM_MODEL={settings.LLM_MODEL!r}: "
-                "its cost will be recorded as unknown.",
-                hint=(
-                    'Add it to LLM_PRICES, e.g. {"my-model": {"input": 0.5, "output": 1.5}} '
-                    "(USD per million tokens)."
-                ),
-                id="llm.W004",
-            )
-        )
+    if provider_name() == "openai":
+        for model in dict.fromkeys([settings.LLM_MODEL, *settings.LLM_MODELS]):
+            if price_for(model) is None:
+                name = "LLM_MODEL" if model == settings.LLM_MODEL else "LLM_MODELS"
+                warnings.append(
+                    Warning(
+                        f"No price is known for {model!r} ({name}): "
+                        "its cost will be recorded as unknown.",
+                        hint=(
+                            'Add it to LLM_PRICES, e.g. {"my-model": {"input": 0.5, '
+                            '"output": 1.5}} (USD per million tokens).'
+                        ),
+                        id="llm.W004",
+                    )
+                )
     return warnings

@@ -24,7 +24,7 @@ from core.errors import NotAuthenticated, NotFound, SessionInactive
 from core.groups import session_group
 from core.logs import set_log_context
 from core.ws import AppConsumer, Refused
-from llm import services, streams
+from llm import services, streams, threads
 from llm.access import session_socket_access
 from llm.events import AiJoined, AiStreamStart, frame
 from llm.generation import get_generator
@@ -72,6 +72,8 @@ class ConversationConsumer(AppConsumer):
         self.greet()
         snapshot = await streams.snapshot_get(self.conversation)
         if snapshot is not None:
+            # A reply is being written: who else is waiting, as the members already know.
+            self.send_frame(await db_async(threads.queue_frame)(self.conversation))
             self._snapshot = (snapshot.stream_id, snapshot.index)
             self.send_frame(
                 frame(
@@ -79,6 +81,8 @@ class ConversationConsumer(AppConsumer):
                         stream_id=snapshot.stream_id,
                         timestamp=snapshot.timestamp,
                         text=snapshot.text,
+                        reply_to=snapshot.reply_to,
+                        model=snapshot.model,
                     )
                 )
             )
@@ -142,11 +146,30 @@ class ConversationConsumer(AppConsumer):
     async def handle_stop_generation(self, frame_in: dict[str, Any]) -> None:
         await db_async(services.reply_stop)(conversation=self.conversation, actor=self.user)
 
+    async def handle_regenerate(self, frame_in: dict[str, Any]) -> None:
+        """Ask again for the answer to the question of an AI reply (or retry a question whose
+        reply failed): a new version, generated in its turn."""
+        await db_async(services.reply_regenerate)(
+            conversation=self.conversation, actor=self.user, message_id=frame_in.get("message_id")
+        )
+        get_generator().kick(self.conversation)
+
+    async def handle_cancel_reply(self, frame_in: dict[str, Any]) -> None:
+        """Who asked a question still waiting for its reply withdraws it."""
+        await db_async(services.reply_withdraw)(
+            conversation=self.conversation, actor=self.user, message_id=frame_in.get("message_id")
+        )
+
+
+# What members may ask of the assistant on either kind of conversation (SPEC 4.1, 10.2).
+REPLY_FRAMES = frozenset({"stop_generation", "regenerate", "cancel_reply"})
+
 
 class RoomChatConsumer(ConversationConsumer):
-    """/ws/chat/<room_uuid>/: a room's live chat (SPEC 4)."""
+    """/ws/chat/<room_uuid>/: a room's live chat (SPEC 4), where `@AI_Assistant` is answered
+    (SPEC 10.3)."""
 
-    frame_types = frozenset({"chat_message"})
+    frame_types = frozenset({"chat_message"}) | REPLY_FRAMES
     url_kwarg = "room_id"
 
     def group_of(self, target_id: UUID) -> str:
@@ -163,7 +186,7 @@ class AiSessionConsumer(ConversationConsumer):
     """/ws/llm/<session_id>/: the seed's AI session (SPEC 4): `ai_joined` on connect, messages
     that ask the assistant, Stop."""
 
-    frame_types = frozenset({"chat_message", "stop_generation"})
+    frame_types = frozenset({"chat_message"}) | REPLY_FRAMES
     ai_requests = True
     url_kwarg = "session_id"
 

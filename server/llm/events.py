@@ -8,16 +8,8 @@ from typing import Any, Literal
 from django.conf import settings
 from pydantic import BaseModel
 
-from chat.events import MessageOut
-
 AI_JOINED_TEXT = "AI_Assistant가 대화에 참여했습니다."
 SESSION_ENDED_TEXT = "AI 세션이 종료되었습니다."
-
-
-class SessionMessageOut(MessageOut):
-    """A message of an AI session; the assistant's replies say how they ended."""
-
-    finish_reason: str | None = None
 
 
 class AiJoined(BaseModel):
@@ -30,6 +22,8 @@ class AiJoined(BaseModel):
 class AiThinking(BaseModel):
     type: Literal["ai_thinking"] = "ai_thinking"
     username: str = settings.AI_USERNAME
+    reply_to: int | None = None
+    model: str | None = None
 
 
 class AiStreamStart(BaseModel):
@@ -38,6 +32,8 @@ class AiStreamStart(BaseModel):
     username: str = settings.AI_USERNAME
     timestamp: str
     text: str = ""
+    reply_to: int | None = None
+    model: str | None = None
 
 
 class AiStreamDelta(BaseModel):
@@ -64,6 +60,38 @@ class AiStreamEnd(BaseModel):
     message_id: int | None
     finish_reason: Literal["stop", "length", "stopped", "error"]
     usage: UsageOut
+    reply_to: int | None = None
+    model: str | None = None
+
+
+class QueuedQuestion(BaseModel):
+    message_id: int
+    username: str  # who asked (for a question asked again, who asked again)
+
+
+class AiQueue(BaseModel):
+    """The conversation's questions being answered and waiting, in the order they will be
+    (SPEC 10.2); sent whenever it changes."""
+
+    type: Literal["ai_queue"] = "ai_queue"
+    generating: int | None
+    pending: list[QueuedQuestion]
+
+
+class SessionSettingsOut(BaseModel):
+    """What steers the assistant in a session (SPEC 10.1), the same for every member."""
+
+    session_id: str
+    title: str
+    model: str
+    persona: str | None
+    system_prompt: str
+
+
+class SessionUpdated(BaseModel):
+    type: Literal["session_updated"] = "session_updated"
+    session: SessionSettingsOut
+    username: str
 
 
 class AiSessionEnded(BaseModel):

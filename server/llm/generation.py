@@ -76,6 +76,16 @@ class ReplyRun:
     def conversation(self) -> Conversation:
         return self.claim.conversation
 
+    def snapshot(self) -> streams.Snapshot:
+        return streams.Snapshot(
+            stream_id=str(self.claim.stream_id),
+            text=self.text,
+            index=self.index,
+            timestamp=self.started,
+            reply_to=self.claim.reply_to,
+            model=self.claim.request.model,
+        )
+
     async def flush(self) -> None:
         # Shielded: a flush cancelled half-way (the flusher and the pump are cancelled when a
         # reply ends or is stopped) would have taken text from `pending` without publishing
@@ -93,9 +103,7 @@ class ReplyRun:
             self.text += delta
             stream_id = str(self.claim.stream_id)
             # The snapshot first: a socket that reads it has then seen every delta up to it.
-            await streams.snapshot_set(
-                self.conversation, streams.Snapshot(stream_id, self.text, self.index, self.started)
-            )
+            await streams.snapshot_set(self.conversation, self.snapshot())
             event = frame_event(
                 self.conversation.group,
                 frame(AiStreamDelta(stream_id=stream_id, index=self.index, delta=delta)),
@@ -177,16 +185,16 @@ class Generator:
         error: AppError | None = None
         stopped = False
         try:
-            await apublish(frame_event(group, frame(AiThinking())))
-            await streams.snapshot_set(
-                claim.conversation, streams.Snapshot(str(claim.stream_id), "", 0, run.started)
+            thinking = AiThinking(reply_to=claim.reply_to, model=claim.request.model)
+            await apublish(frame_event(group, frame(thinking)))
+            await streams.snapshot_set(claim.conversation, run.snapshot())
+            start = AiStreamStart(
+                stream_id=str(claim.stream_id),
+                timestamp=run.started,
+                reply_to=claim.reply_to,
+                model=claim.request.model,
             )
-            await apublish(
-                frame_event(
-                    group,
-                    frame(AiStreamStart(stream_id=str(claim.stream_id), timestamp=run.started)),
-                )
-            )
+            await apublish(frame_event(group, frame(start)))
             ai_debug("calling provider %s for reply %s", claim.provider, claim.reply_id)
             pump = asyncio.create_task(self._pump(run, t0))
             flusher = asyncio.create_task(self._flush_periodically(run))
@@ -233,6 +241,8 @@ class Generator:
                     text=run.text,
                     usage=run.finished.usage if run.finished else None,
                 ),
+                reply_to=claim.reply_to,
+                model=claim.request.model,
             )
             await apublish_all(
                 [

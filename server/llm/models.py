@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -12,6 +13,58 @@ from django.db import models
 from django.utils import timezone
 
 from chat.models import ChatRoom, Message
+
+SYSTEM_PROMPT_MAX_CHARS = 4000
+
+
+class Persona(models.Model):
+    """A preset of who the assistant is (SPEC 10.1), kept here and managed in the admin: what
+    it is told (its system prompt) and the model it uses unless a session picks another. One
+    is the default: sessions opened without a choice, and the assistant in room chat, use it."""
+
+    key = models.SlugField(max_length=50, unique=True, help_text="What clients send to pick it.")
+    name = models.CharField(max_length=100)
+    system_prompt = models.TextField(
+        max_length=SYSTEM_PROMPT_MAX_CHARS,
+        blank=True,
+        help_text="What the assistant is told. Blank: LLM_SYSTEM_PROMPT (by default the "
+        "seed's Korean developer assistant).",
+    )
+    default_model = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The model of sessions that pick this persona without naming one; one of "
+        "LLM_MODELS. Blank: LLM_MODEL.",
+    )
+    is_default = models.BooleanField(
+        default=False, help_text="Used when no persona is chosen (one persona at most)."
+    )
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="llm_persona_one_default",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        # A new default is not refused for the one it replaces: saving it (through
+        # llm.services.persona_save) hands the default over in one transaction.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
+    def clean(self) -> None:
+        from llm.personas import allowed_models
+
+        if self.default_model and self.default_model not in allowed_models():
+            raise ValidationError(
+                {"default_model": f"One of LLM_MODELS: {', '.join(allowed_models())}."}
+            )
 
 
 class AiChatSession(models.Model):
@@ -33,6 +86,13 @@ class AiChatSession(models.Model):
         related_name="+",
     )
     model = models.CharField(max_length=100)
+    title = models.CharField(max_length=100, blank=True, default="")
+    # Who the assistant is here: a preset, or (system_prompt not blank) the session's own
+    # prompt, which then takes the preset's place.
+    persona = models.ForeignKey(
+        Persona, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
+    )
+    system_prompt = models.TextField(max_length=SYSTEM_PROMPT_MAX_CHARS, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
@@ -60,7 +120,9 @@ class AiReply(models.Model):
     session = models.ForeignKey(
         AiChatSession, on_delete=models.CASCADE, null=True, blank=True, related_name="replies"
     )
-    trigger = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="ai_request")
+    # The question. Asking again (regenerate, retry) adds a reply to the same question: its
+    # replies with text are the versions of the answer, oldest first.
+    trigger = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="ai_requests")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -87,6 +149,14 @@ class AiReply(models.Model):
                 condition=models.Q(session__isnull=True),
                 name="llm_reply_room_queue",
             ),
+        ]
+        constraints = [
+            # A question is answered once at a time, whichever process is asked again.
+            models.UniqueConstraint(
+                fields=["trigger"],
+                condition=models.Q(status__in=["pending", "streaming"]),
+                name="llm_reply_one_open_per_question",
+            )
         ]
         verbose_name = "AI reply"
         verbose_name_plural = "AI replies"

@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -35,11 +36,11 @@ from core.errors import (
     error_frame,
 )
 from core.events import frame_event, publish_on_commit
-from llm import budgets, prices, tokens
+from llm import budgets, personas, prices, threads, tokens
 from llm.events import AiStreamEnd, UsageOut
 from llm.log import ai_debug, ai_error, ai_success
-from llm.models import AiReply, LlmUsage
-from llm.providers import model_name, provider_name
+from llm.models import AiChatSession, AiReply, LlmUsage
+from llm.providers import provider_name
 from llm.providers.base import ChatMessage, ChatRequest, Usage
 
 # After the provider refuses the key, replies pause server-wide; one call a minute re-checks.
@@ -74,6 +75,7 @@ class ClaimedReply:
     user_id: int
     provider: str
     request: ChatRequest
+    reply_to: int  # the message it answers
     # The group whose quota the call is charged to (set with its reservation).
     quota_group_id: int | None = None
 
@@ -101,10 +103,14 @@ def _queue(conversation: Conversation) -> dict[str, object]:
     return {"session_id": conversation.session_id}
 
 
-def context_build(*, conversation: Conversation, trigger: Message) -> list[ChatMessage]:
-    """The persona, the last LLM_HISTORY_LIMIT messages of the conversation that came before
-    `trigger` (oldest first; the assistant's as `assistant`, people's as `user` prefixed with
-    who said it), then `trigger` itself. Nothing from other conversations.
+def context_build(
+    *, conversation: Conversation, trigger: Message, system_prompt: str
+) -> list[ChatMessage]:
+    """The persona (`system_prompt`), the last LLM_HISTORY_LIMIT messages of the conversation
+    that came before `trigger` (oldest first; the assistant's as `assistant`, people's as
+    `user` prefixed with who said it), then `trigger` itself. Nothing from other
+    conversations, no notes about the conversation (a model switched...), and of an earlier
+    question answered more than once only its latest answer.
 
     The history is also cut to what fits LLM_CONTEXT_TOKENS (SPEC 10.5), counted with the
     estimate the budgets use (`llm.tokens`): the oldest go first; the persona and `trigger`
@@ -115,16 +121,25 @@ def context_build(*, conversation: Conversation, trigger: Message) -> list[ChatM
     "Before" is the order of the conversation as its questions were asked: a reply counts as
     said right after the question it answers, so the reply to an earlier question that was
     still queued when `trigger` arrived is in its context, and what was asked after `trigger`
-    is not (its answer is the same whenever it is generated)."""
+    is not (its answer is the same whenever it is generated, and asked again later it gets
+    the context it had the first time)."""
     anchor = Coalesce("ai_reply__trigger_id", "id")
+    newer_answer = AiReply.objects.filter(
+        trigger_id=OuterRef("ai_reply__trigger_id"),
+        reply__isnull=False,
+        pk__gt=OuterRef("ai_reply__pk"),
+    )
     earlier = (
-        Message.objects.filter(room_id=conversation.room_id, ai_session_id=conversation.session_id)
+        Message.objects.filter(
+            room_id=conversation.room_id, ai_session_id=conversation.session_id, note__isnull=True
+        )
         .annotate(anchor=anchor)
         .filter(anchor__lt=trigger.pk)
+        .filter(~Exists(newer_answer))
         .select_related("sender")
         .order_by("-anchor", "-id")[: settings.LLM_HISTORY_LIMIT]
     )
-    persona = ChatMessage("system", settings.LLM_SYSTEM_PROMPT)
+    persona = ChatMessage("system", system_prompt)
     question = _context_message(trigger)
     room = settings.LLM_CONTEXT_TOKENS - tokens.prompt_tokens([persona, question])
     history: list[ChatMessage] = []
@@ -189,9 +204,14 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
     ):
         # Its request is not kept: the estimate rebuilds what it was sent, and counts the
         # most output it may have asked for.
+        steering = _steering(stale.session)
         request = ChatRequest(
-            model=stale.session.model if stale.session else model_name(),
-            messages=context_build(conversation=conversation, trigger=stale.trigger),
+            model=steering.model,
+            messages=context_build(
+                conversation=conversation,
+                trigger=stale.trigger,
+                system_prompt=steering.system_prompt,
+            ),
             max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
         )
         _reply_close(
@@ -209,11 +229,13 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
     # Only the reply row is locked (`of`): locking the joined rows too made a claim skip a
     # pending reply whenever its sender's row was locked by a claim in another conversation,
     # and the reply was then never generated.
+    # In the order they were asked: a message's reply is queued in the transaction that stores
+    # it (under its conversation's lock), a question asked again when it is asked again.
     reply = (
         AiReply.objects.select_for_update(skip_locked=True, of=("self",))
         .filter(status=AiReply.Status.PENDING, **_queue(conversation))
-        .select_related("session", "trigger", "trigger__sender")
-        .order_by("trigger_id")
+        .select_related("session", "session__persona", "trigger", "trigger__sender")
+        .order_by("id")
         .first()
     )
     if reply is None:
@@ -230,15 +252,22 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
         reply.finished_at = timezone.now()
         reply.save(update_fields=["status", "error_code", "finished_at"])
         publish_on_commit(frame_event(conversation.group, error_frame(refusal, ai=True)))
+        threads.queue_announce(conversation)
         ai_error("reply %s not generated: %s", reply.pk, refusal.code)
         return None
     reply.status = AiReply.Status.STREAMING
     reply.stream_id = uuid4()
     reply.started_at = timezone.now()
     reply.save(update_fields=["status", "stream_id", "started_at"])
+    threads.queue_announce(conversation)
+    steering = _steering(session)
     request = ChatRequest(
-        model=session.model if session is not None else model_name(),
-        messages=context_build(conversation=conversation, trigger=reply.trigger),
+        model=steering.model,
+        messages=context_build(
+            conversation=conversation,
+            trigger=reply.trigger,
+            system_prompt=steering.system_prompt,
+        ),
         max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
         end_user=_end_user_id(reply.requested_by_id),
     )
@@ -256,7 +285,14 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
         user_id=reply.requested_by_id,
         provider=provider,
         request=request,
+        reply_to=reply.trigger_id,
     )
+
+
+def _steering(session: AiChatSession | None) -> personas.Steering:
+    """The persona and model a reply is generated with: its session's, or in room chat the
+    default persona's."""
+    return personas.session_steering(session) if session is not None else personas.room_steering()
 
 
 def reply_checkpoint(*, reply_id: int, text: str) -> None:
@@ -364,12 +400,17 @@ def _reply_close(
             message_id=message.pk if message else None,
             finish_reason=finish_reason,  # type: ignore[arg-type]
             usage=usage_out(record),
+            reply_to=reply.trigger_id,
+            model=request.model,
         )
         publish_on_commit(frame_event(group, end.model_dump()))
         transaction.on_commit(partial(_observe, record=record, reply=reply, ttft_ms=ttft_ms))
     if message is not None:
         others, _ = chat_message_frames(message)
-        publish_on_commit(frame_event(group, {**others, "finish_reason": reply.finish_reason}))
+        version, versions = threads.version_of(reply)
+        fields = threads.reply_fields(reply, record=record, version=version, versions=versions)
+        publish_on_commit(frame_event(group, {**others, **fields}))
+    threads.queue_announce(conversation)
     if error is not None:
         publish_on_commit(frame_event(group, error_frame(error, ai=True)))
         ai_error("reply %s in %s failed: %s", reply.pk, conversation, error.code)
@@ -412,17 +453,51 @@ def usage_record(
     ttft_ms: int | None,
     latency_ms: int,
 ) -> LlmUsage:
-    """What one provider call used and cost (SPEC 7.4, 11.1): the provider's own figures, or,
-    when it gave none, an estimate flagged as such: the prompt as it was sent and the
-    completion from the text received, never more output than the call asked for (so the
-    estimate stays within what was reserved for it)."""
+    """The usage record of a reply's provider call (`call_record`)."""
+    return call_record(
+        provider=provider,
+        request=request,
+        text=text,
+        usage=usage,
+        user_id=reply.requested_by_id,
+        room_id=reply.room_id,
+        session_id=reply.session_id,
+        reply=reply,
+        quota_group_id=quota_group_id,
+        ttft_ms=ttft_ms,
+        latency_ms=latency_ms,
+        finish_reason=reply.finish_reason,
+        error_code=reply.error_code,
+    )
+
+
+def call_record(
+    *,
+    provider: str,
+    request: ChatRequest,
+    text: str,
+    usage: Usage | None,
+    user_id: int,
+    room_id: UUID,
+    session_id: UUID | None = None,
+    reply: AiReply | None = None,
+    quota_group_id: int | None = None,
+    ttft_ms: int | None,
+    latency_ms: int,
+    finish_reason: str,
+    error_code: str = "",
+) -> LlmUsage:
+    """What one provider call used and cost (SPEC 7.4, 11.1), a reply's or a summary's: the
+    provider's own figures, or, when it gave none, an estimate flagged as such (`call_usage`):
+    the prompt as it was sent and the completion from the text received, never more output
+    than the call asked for (so the estimate stays within what was reserved for it)."""
     usage, estimated = call_usage(request=request, text=text, usage=usage)
     return LlmUsage.objects.create(
         provider=provider or "unknown",
         model=request.model,
-        user_id=reply.requested_by_id,
-        session_id=reply.session_id,
-        room_id=reply.room_id,
+        user_id=user_id,
+        session_id=session_id,
+        room_id=room_id,
         reply=reply,
         quota_group_id=quota_group_id,
         prompt_tokens=usage.prompt_tokens,
@@ -432,8 +507,8 @@ def usage_record(
         cost_usd=prices.cost_usd(request.model, usage.prompt_tokens, usage.completion_tokens),
         time_to_first_token_ms=ttft_ms,
         latency_ms=latency_ms,
-        finish_reason=reply.finish_reason,
-        error_code=reply.error_code,
+        finish_reason=finish_reason,
+        error_code=error_code,
     )
 
 

@@ -21,7 +21,7 @@ from llm.models import AiChatSession, AiReply, LlmUsage
 def session_list(
     *, user: User, room_id: UUID | None = None, active: bool | None = None
 ) -> list[AiChatSession]:
-    qs = visible_sessions(user).select_related("room", "created_by")
+    qs = visible_sessions(user).select_related("room", "created_by", "persona")
     if room_id is not None:
         qs = qs.filter(room_id=room_id)
     if active is not None:

@@ -32,6 +32,9 @@ class Snapshot:
     text: str
     index: int  # the last delta whose text is included
     timestamp: str
+    # The message the reply answers and its model (for the ai_stream_start a late joiner gets).
+    reply_to: int | None = None
+    model: str | None = None
 
 
 def _key(kind: str, conversation: Conversation) -> str:

@@ -1,4 +1,5 @@
-"""Paths of the AI-session API, mounted by config.api under /api/llm/ (SPEC 3.3)."""
+"""Paths of the AI-session API, mounted by config.api under /api/llm/ (SPEC 3.3), and the
+assistant's paths among the rooms' (`room_router`, mounted under /api/chat/)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,27 @@ router.add_api_operation(
     views.get_session,
     response={200: schemas.SessionDetailEnvelope, **errors(401, 404)},
     summary="An AI session with its usage totals",
+)
+router.add_api_operation(
+    "/sessions/{uuid:session_id}/",
+    ["PATCH"],
+    views.patch_session,
+    response={200: schemas.SessionDetailEnvelope, **errors(401, 403, 404, 410, 415)},
+    summary="Change a session's title, model or persona (room owner, session creator or staff)",
+)
+router.add_api_operation(
+    "/personas/",
+    ["GET"],
+    views.list_personas,
+    response={200: schemas.PersonaListOut, **errors(401)},
+    summary="The assistant's persona presets",
+)
+router.add_api_operation(
+    "/models/",
+    ["GET"],
+    views.list_models,
+    response={200: schemas.ModelListOut, **errors(401)},
+    summary="The models a session may use",
 )
 router.add_api_operation(
     "/sessions/{uuid:session_id}/messages/",
@@ -80,4 +102,20 @@ router.add_api_operation(
     views.set_room_budget,
     response={200: schemas.RoomBudgetEnvelope, **errors(401, 403, 404, 415)},
     summary="Set or remove a room's monthly AI budget (the room's owner)",
+)
+
+room_router = Router(tags=["chat"], auth=signed_in)
+room_router.add_api_operation(
+    "/rooms/{uuid:room_id}/summary/",
+    ["POST"],
+    views.room_summary,
+    response={200: schemas.SummaryOut, **errors(401, 404, 415, 429, 502)},
+    summary="Catch me up: a summary of the room chat for the caller alone",
+    description=(
+        "With `Accept: text/event-stream` the answer is server-sent events as the model "
+        'writes: `delta` `{"delta"}`, then `done` with the fields below (no `result`), or '
+        '`error` `{"code", "message"}` (the budget, checked when the stream starts, or '
+        "the provider). Otherwise JSON once it is written. A provider call like any other: "
+        "the caller's AI rate, budgets and usage."
+    ),
 )

@@ -8,27 +8,28 @@ import datetime as dt
 from uuid import UUID
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone, translation
 from ninja import Query, Status
 
 from accounts.models import User
 from chat.access import access_room
 from chat.api import HistoryQuery
 from chat.conversations import Conversation
-from chat.events import message_out
+from chat.events import messages_out
 from chat.selectors import message_page
 from core.errors import ValidationFailed
-from llm import budgets, selectors, services
-from llm.access import access_session, can_end_session
-from llm.events import SessionMessageOut
+from llm import budgets, personas, selectors, services, summaries
+from llm.access import access_session, can_edit_session, can_end_session
 from llm.models import AiChatSession, LlmUsage
 from llm.replies import usage_out
 from llm.schemas import (
     SESSION_CREATED_TEXT,
     RoomBudgetIn,
     SessionListQuery,
+    SessionPatchIn,
     StartSessionIn,
+    SummaryIn,
     UsageQuery,
 )
 from llm.selectors import Totals, UsageGroup
@@ -47,6 +48,8 @@ def session_out(session: AiChatSession, *, viewer: User) -> dict[str, object]:
         "is_active": session.is_active,
         "created_by": session.created_by.username,
         "can_end": can_end_session(user=viewer, session=session),
+        **services.session_settings_out(session).model_dump(exclude={"session_id"}),
+        "can_edit": can_edit_session(user=viewer, session=session),
     }
 
 
@@ -55,7 +58,6 @@ def session_detail(session: AiChatSession, *, viewer: User) -> dict[str, object]
         "result": "success",
         "session": {
             **session_out(session, viewer=viewer),
-            "model": session.model,
             "deactivated_at": session.deactivated_at,
             "deactivated_by": session.deactivated_by.username if session.deactivated_by else None,
             "usage": selectors.session_usage(session=session).figures(),
@@ -64,7 +66,15 @@ def session_detail(session: AiChatSession, *, viewer: User) -> dict[str, object]
 
 
 def start_session(request: HttpRequest, payload: StartSessionIn) -> Status[dict[str, object]]:
-    session = services.session_start(user=_user(request), room_id=payload.room_uuid)
+    session = services.session_start(
+        user=_user(request),
+        room_id=payload.room_uuid,
+        title=payload.title,
+        model=payload.model,
+        persona=payload.persona,
+        system_prompt=payload.system_prompt,
+    )
+    # The seed's answer, whatever was chosen: the session itself is GET /sessions/<id>/.
     return Status(
         201,
         {
@@ -103,17 +113,66 @@ def session_messages(
         after=query.after,
         limit=query.limit,
     )
-    viewer = _user(request)
-    messages = []
-    for m in page.messages:
-        reply = getattr(m, "ai_reply", None)
-        messages.append(
-            SessionMessageOut(
-                **message_out(m, viewer_id=viewer.pk).model_dump(),
-                finish_reason=reply.finish_reason if reply is not None else None,
-            )
-        )
+    messages = messages_out(page.messages, viewer_id=_user(request).pk)
     return {"result": "success", "messages": messages, "has_more": page.has_more}
+
+
+def patch_session(
+    request: HttpRequest, session_id: UUID, payload: SessionPatchIn
+) -> dict[str, object]:
+    session = services.session_update(
+        session_id=session_id,
+        actor=_user(request),
+        title=payload.title,
+        model=payload.model,
+        persona=payload.persona,
+        system_prompt=payload.system_prompt,
+    )
+    return session_detail(session, viewer=_user(request))
+
+
+def list_personas(request: HttpRequest) -> dict[str, object]:
+    return {
+        "result": "success",
+        "personas": [
+            {
+                "key": p.key,
+                "name": p.name,
+                "system_prompt": personas.persona_prompt(p),
+                "model": personas.persona_model(p),
+                "is_default": p.is_default,
+            }
+            for p in personas.persona_list()
+        ],
+    }
+
+
+def list_models(request: HttpRequest) -> dict[str, object]:
+    return {
+        "result": "success",
+        "models": personas.allowed_models(),
+        "default": personas.persona_model(personas.default_persona()),
+    }
+
+
+def room_summary(
+    request: HttpRequest, room_id: UUID, payload: SummaryIn
+) -> dict[str, object] | StreamingHttpResponse:
+    plan = summaries.summary_plan(
+        room_id=room_id,
+        user=_user(request),
+        since=payload.since,
+        language=translation.get_language() or "en",
+    )
+    if "text/event-stream" not in request.headers.get("Accept", ""):
+        return {"result": "success", **summaries.summary_json(plan)}
+    response = StreamingHttpResponse(
+        summaries.summary_events(plan), content_type="text/event-stream; charset=utf-8"
+    )
+    response["Cache-Control"] = "no-cache"
+    # Proxies that buffer answers (nginx does by default) would hold the summary back.
+    response["X-Accel-Buffering"] = "no"
+    return response
 
 
 def deactivate_session(request: HttpRequest, session_id: UUID) -> dict[str, object]:

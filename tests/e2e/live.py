@@ -23,7 +23,7 @@ def start_live_server(workdir: Path, upstream: FakeUpstream) -> ServerProcess:
         prefix="e2e",
         secret_key="e2e-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         debug=True,
-        **provider_env(upstream, LLM_TIMEOUT_SECONDS="10"),
+        **provider_env(upstream, LLM_TIMEOUT_SECONDS="10", LLM_MODELS="gpt-4o-mini,gpt-4o"),
         LLM_USER_RATE=LLM_USER_RATE,
         CHAT_USER_RATE="60/minute",
         # Every person of every test signs up from this one address.

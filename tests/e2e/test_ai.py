@@ -210,7 +210,7 @@ def test_payloads_from_people_and_the_model_stay_inert(
         assert reply.locator("a").count() == 1
         assert reply.locator("a").get_attribute("href") == "https://example.com/ok"
         assert reply.locator("code.lang-html").inner_text() == "<script>alert(6)</script>"
-        mine = who.page.locator("#messages li.msg", has_text="model-xss").locator(".body")
+        mine = who.page.locator("#messages li.msg:not(.ai)", has_text="model-xss").locator(".body")
         assert mine.inner_text().startswith('<img src=x onerror="window.__pwned=1">')
         assert who.dialogs == []
         assert who.page.evaluate("() => window.__pwned") is None

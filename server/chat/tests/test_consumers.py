@@ -82,7 +82,7 @@ async def test_client_id_makes_a_retry_idempotent(ws, room, alice, bob):
         ('"text"', "invalid_json"),
         (json.dumps({"message": "no type"}), "unknown_type"),
         (json.dumps({"type": "shout", "message": "x"}), "unknown_type"),
-        (json.dumps({"type": "stop_generation"}), "unknown_type"),
+        (json.dumps({"type": "ai_joined"}), "unknown_type"),
         (json.dumps({"type": "chat_message", "message": "   "}), "empty_message"),
         (json.dumps({"type": "chat_message"}), "empty_message"),
         (json.dumps({"type": "chat_message", "message": 42}), "empty_message"),

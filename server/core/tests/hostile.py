@@ -2,7 +2,9 @@
 
 A frame is `Frame(text=...)` or `Frame(data=...)` (a binary frame). `expected()` is SPEC 4.1
 restated independently of the server: an `error` frame with a code, the sender's own
-`chat_message` echo (and a saved message), or nothing (`stop_generation`).
+`chat_message` echo (and a saved message), or nothing (`stop_generation`). The sweeps ask
+nothing of the assistant, so a `regenerate` or `cancel_reply` naming a well-formed id finds no
+reply or waiting question (`not_found`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ ERROR_CODES = frozenset(
         "message_too_long",
         "validation_error",
         "rate_limited",
+        "not_found",
     }
 )
 
@@ -128,6 +131,11 @@ def expected(frame: Frame, frame_types: frozenset[str]) -> Error | Echo | None:
         return Error("unknown_type")
     if kind == "stop_generation":
         return NOTHING
+    if kind in ("regenerate", "cancel_reply"):
+        target = value.get("message_id")
+        if type(target) is not int or not 0 < target < 2**62:
+            return Error("validation_error")
+        return Error("not_found")
     text = value.get("message")
     if not isinstance(text, str) or not text.strip():
         return Error("empty_message")
@@ -221,6 +229,8 @@ def chat_messages(draw: st.DrawFn) -> dict[str, Any]:
 def objects(draw: st.DrawFn, frame_types: frozenset[str]) -> dict[str, Any]:
     """Objects with random keys, and a `type` that is sometimes right."""
     frame: dict[str, Any] = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
+    if draw(st.booleans()):
+        frame["message_id"] = draw(st.integers(-1, 2**63) | st.sampled_from([True, 1.0, "1"]))
     choice = draw(st.integers(0, 3))
     if choice == 1:
         frame["type"] = draw(st.sampled_from(sorted(frame_types)))

@@ -159,6 +159,9 @@ def test_the_sweep_finds_the_operations_that_take_ids():
         "GET /api/llm/sessions/{session_id}/",
         "GET /api/llm/sessions/{session_id}/messages/",
         "POST /api/llm/sessions/{session_id}/deactivate/",
+        "PATCH /api/chat/rooms/{room_id}/",
+        "POST /api/chat/rooms/{room_id}/summary/",
+        "PATCH /api/llm/sessions/{session_id}/",
     }
 
 

@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from chat.services import room_create
 from llm.providers.openai import reset_clients
 from testkit.upstream import FakeUpstream
 
@@ -26,8 +25,18 @@ async def upstream(settings) -> AsyncIterator[FakeUpstream]:
 
 
 @pytest.fixture
-def room(alice, bob):
-    """alice's room "devs", with bob in it."""
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
+def presets(db: None) -> None:
+    """The persona presets a migration installs (SPEC 10.1), installed again: a test that
+    flushes the database (transaction=True) takes them with it. Found by the migration's own
+    function, so the test follows the migration whatever its number."""
+    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations import RunPython
+    from django.db.migrations.loader import MigrationLoader
+
+    for (app, _), migration in MigrationLoader(connection).disk_migrations.items():
+        for operation in migration.operations if app == "llm" else ():
+            if isinstance(operation, RunPython) and operation.code.__name__ == "add_presets":
+                operation.code(apps, None)
+                return
+    raise AssertionError("no migration of llm installs the persona presets")

@@ -8,10 +8,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 
-async def start_session(client_for: Callable[..., Any], user: Any, room: Any) -> str:
-    """Start a session in `room` through the API, as `user`; its id."""
+async def start_session(
+    client_for: Callable[..., Any], user: Any, room: Any, **settings: Any
+) -> str:
+    """Start a session in `room` through the API, as `user`, with the session `settings`
+    (title, model, persona, system_prompt) if any; its id."""
     c = await sync_to_async(client_for)(user)
-    r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
+    body = {"room_uuid": str(room.pk), **settings}
+    r = await sync_to_async(c.post_json)("/api/llm/start_session/", body)
     assert r.status_code == 201, r.content
     return str(r.json()["session_id"])
 

@@ -98,7 +98,13 @@ def test_sessions_list_answers_the_seeds_json(client_for, room, alice, bob, caro
         "created_at",
         "is_active",
         "created_by",
-        "can_end",  # additive (SPEC Part two): a seed-only client ignores it
+        # additive (SPEC Part two): a seed-only client ignores them
+        "can_end",
+        "title",
+        "model",
+        "persona",
+        "system_prompt",
+        "can_edit",
     }
     assert s["room_uuid"] == str(room.pk)
     assert s["room_name"] == "devs"

@@ -20,7 +20,7 @@ from django.utils import timezone
 from chat.conversations import Conversation
 from chat.models import Message
 from chat.services import room_create
-from llm import budgets, tokens
+from llm import budgets, personas, tokens
 from llm.generation import get_generator
 from llm.models import AiChatSession, GroupQuota, LlmUsage, RoomBudget
 from llm.providers.base import ChatMessage, ChatRequest, Finished, TextDelta
@@ -91,7 +91,9 @@ def test_history_is_cut_to_the_context_tokens_oldest_first(room, alice, bob, set
     each = tokens.message_tokens(ChatMessage("user", "bob: " + "0" * 100))
     # Room for the persona, the question and exactly three earlier messages.
     settings.LLM_CONTEXT_TOKENS = tokens.prompt_tokens([persona, question]) + 3 * each
-    context = context_build(conversation=conversation, trigger=trigger)
+    context = context_build(
+        conversation=conversation, trigger=trigger, system_prompt=persona.content
+    )
     assert [m.content for m in context] == [
         settings.LLM_SYSTEM_PROMPT,
         "bob: " + "3" * 100,
@@ -102,10 +104,17 @@ def test_history_is_cut_to_the_context_tokens_oldest_first(room, alice, bob, set
     assert tokens.prompt_tokens(context) <= settings.LLM_CONTEXT_TOKENS
     # One token less: the oldest of the three goes.
     settings.LLM_CONTEXT_TOKENS -= 1
-    assert len(context_build(conversation=conversation, trigger=trigger)) == 4
+    assert (
+        len(
+            context_build(conversation=conversation, trigger=trigger, system_prompt=persona.content)
+        )
+        == 4
+    )
     # Over the bound on their own, the persona and the question are still sent.
     settings.LLM_CONTEXT_TOKENS = 10
-    context = context_build(conversation=conversation, trigger=trigger)
+    context = context_build(
+        conversation=conversation, trigger=trigger, system_prompt=persona.content
+    )
     assert [m.content for m in context] == [settings.LLM_SYSTEM_PROMPT, "alice: the question"]
 
 
@@ -191,8 +200,11 @@ async def test_a_reply_that_fits_asks_for_what_remains_and_ends_with_length(
     conversation = Conversation(room_id=room.pk, session_id=sid)
     session = await sync_to_async(AiChatSession.objects.get)(pk=sid)
     trigger = await sync_to_async(_say)(room, session, alice, "x")
+    steering = await sync_to_async(personas.session_steering)(session)
     prompt = tokens.prompt_tokens(
-        await sync_to_async(context_build)(conversation=conversation, trigger=trigger)
+        await sync_to_async(context_build)(
+            conversation=conversation, trigger=trigger, system_prompt=steering.system_prompt
+        )
     )
     await sync_to_async(trigger.delete)()
     # Far below the worst case (prompt + 1,024), room for a short reply.

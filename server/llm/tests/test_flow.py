@@ -49,14 +49,21 @@ async def test_the_seeds_scenario(client_for, ws, upstream, room, alice):
     await sock.send_json_to(
         {"type": "chat_message", "message": "Django에서 비동기 처리하는 방법 알려줘"}
     )
-    frames = await reply_frames(sock)
+    # The seed's frames, in the seed's order; between them `ai_queue` (SPEC 10.2), which a
+    # seed-only client ignores.
+    frames = [f for f in await reply_frames(sock) if f["type"] != "ai_queue"]
     types = [f["type"] for f in frames]
     assert types[0] == "chat_message"
     assert frames[0]["is_self"] is True
     assert frames[0]["is_ai"] is False
     assert frames[0]["username"] == "alice"
     assert types[1] == "ai_thinking"
-    assert frames[1] == {"type": "ai_thinking", "username": "AI_Assistant"}
+    assert frames[1] == {
+        "type": "ai_thinking",
+        "username": "AI_Assistant",
+        "reply_to": frames[0]["message_id"],
+        "model": "gpt-4o-mini",
+    }
     assert types[2] == "ai_stream_start"
     assert types[-2] == "ai_stream_end"
     final = frames[-1]
@@ -257,7 +264,7 @@ async def test_client_id_retry_asks_the_ai_once(client_for, ws, upstream, room, 
     await a.send_json_to(frame)
     await reply_frames(a)
     await a.send_json_to(frame)
-    echo = await a.recv()
+    echo = await a.recv_type("chat_message")
     assert echo["client_id"] == "k-1"
     assert await a.receive_nothing(0.3)
     assert len(upstream.requests) == 1

@@ -7,6 +7,7 @@
 import { api } from "./api.js";
 import { h, newClientId } from "./dom.js";
 import { gettext, lang } from "./i18n.js";
+import { noteText } from "./threads.js";
 
 const timeFormat = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
 const dayTimeFormat = new Intl.DateTimeFormat(lang, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
@@ -50,6 +51,11 @@ export class MessageList {
     this.byId = new Map();
     this.pending = new Map();
     this.loaded = false;
+    // Set by the page's AI renderer (ai_replies.js): what an AI reply shows besides its text
+    // (`aiParts(msg)` gives `{ before, after }` nodes), and what follows each message shown
+    // (`onShown(msg, el)`, which groups the answers to one question as versions).
+    this.aiParts = null;
+    this.onShown = null;
     olderButton.addEventListener("click", () => this.loadOlder());
   }
 
@@ -84,16 +90,23 @@ export class MessageList {
   }
 
   element(msg) {
+    if (msg.note) {
+      // A note about the conversation, not something said: a line across the list.
+      return h("li", { class: "msg note", dataset: { messageId: msg.message_id, author: msg.username } }, h("p", {}, noteText(msg), " ", timeElement(msg.timestamp)));
+    }
     const isAi = this.isAi(msg);
     const isSelf = !isAi && (Boolean(msg.is_self) || msg.username === this.me);
     const body = h("div", { class: "body" }, this.renderBody(msg, isAi));
     const note = finishNote(msg.finish_reason);
+    const parts = isAi && this.aiParts ? this.aiParts(msg) : {};
     return h(
       "li",
-      { class: `msg${isSelf ? " self" : ""}${isAi ? " ai" : ""}`, dataset: { messageId: msg.message_id } },
+      { class: `msg${isSelf ? " self" : ""}${isAi ? " ai" : ""}`, dataset: { messageId: msg.message_id, author: msg.username } },
       h("div", { class: "meta" }, h("span", { class: "author" }, msg.username), " ", timeElement(msg.timestamp)),
+      parts.before || null,
       body,
       note ? h("p", { class: "finish" }, note) : null,
+      parts.after || null,
     );
   }
 
@@ -103,18 +116,23 @@ export class MessageList {
     if (!Number.isInteger(id) || id <= 0) return null;
     const existing = this.byId.get(id);
     if (existing) {
-      if (existing.dataset.text !== msg.message || (msg.finish_reason || "") !== (existing.dataset.finish || "")) {
+      // An AI reply is first shown from its stream, then from the stored reply with its usage.
+      const more = Boolean(msg.usage) && !existing.dataset.usage;
+      if (more || existing.dataset.text !== msg.message || (msg.finish_reason || "") !== (existing.dataset.finish || "")) {
         const fresh = this.element(msg);
         fresh.dataset.text = msg.message;
         fresh.dataset.finish = msg.finish_reason || "";
+        if (msg.usage) fresh.dataset.usage = "1";
         existing.replaceWith(fresh);
         this.byId.set(id, fresh);
+        this.onShown?.(msg, fresh);
       }
       return this.byId.get(id);
     }
     const el = this.element(msg);
     el.dataset.text = msg.message;
     el.dataset.finish = msg.finish_reason || "";
+    if (msg.usage) el.dataset.usage = "1";
     // Insert in id order; live messages almost always go last, so search from the end.
     let at = this.ids.length;
     while (at > 0 && this.ids[at - 1] > id) at -= 1;
@@ -122,6 +140,7 @@ export class MessageList {
     this.ids.splice(at, 0, id);
     this.byId.set(id, el);
     this.stick(() => this.list.insertBefore(el, before));
+    this.onShown?.(msg, el);
     return el;
   }
 

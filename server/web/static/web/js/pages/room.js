@@ -1,11 +1,15 @@
 // A room: its live chat, its members (the owner adds and removes them) and its AI sessions.
+// `@AI_Assistant` in a message asks the assistant, which answers in the room (unless the owner
+// turned that off); with many messages unread, "Catch me up" summarises them for the reader.
+import { AiReplies } from "../ai_replies.js";
 import { api } from "../api.js";
 import { RoomBudget } from "../budget.js";
+import { CatchUp } from "../catchup.js";
 import { confirmButton } from "../confirm.js";
 import { LiveConversation } from "../conversation.js";
 import { $, h, pageData } from "../dom.js";
 import { gettext } from "../i18n.js";
-import { renderPlain } from "../markdown.js";
+import { renderMarkdown, renderPlain } from "../markdown.js";
 import { timeElement } from "../messages.js";
 import { sentence } from "../notices.js";
 import { CLOSE } from "../socket.js";
@@ -19,8 +23,15 @@ const live = new LiveConversation({
   data,
   socketPath: `/ws/chat/${roomId}/`,
   historyPath: `/api/chat/rooms/${roomId}/messages/`,
-  renderBody: (msg) => renderPlain(msg.message),
+  renderBody: (msg, isAi) => (isAi ? renderMarkdown(msg.message) : renderPlain(msg.message)),
   goneText: gettext("This room no longer exists."),
+});
+new AiReplies(live);
+const catchUp = new CatchUp(roomId);
+live.on("room_settings", (frame) => {
+  if (!room) return;
+  room.ai_mentions = frame.ai_mentions;
+  renderMentions();
 });
 const notices = live.notices;
 // Members and sessions may have changed while the socket was down.
@@ -62,10 +73,36 @@ function renderPeople() {
   $("#add-person").hidden = !room.is_owner;
 }
 
+// --- AI_Assistant in the room's chat -----------------------------------------------------
+
+const mentionsBox = $("#ai-mentions");
+
+function renderMentions() {
+  $("#mentions-state").textContent = room.ai_mentions
+    ? gettext("Mention @%(name)s in a message and it answers here, for everyone to see.", { name: data.ai_username })
+    : gettext("@%(name)s does not answer in this room's chat (the owner turned it off).", { name: data.ai_username });
+  $("#mentions-switch").hidden = !room.is_owner;
+  mentionsBox.checked = room.ai_mentions;
+}
+
+mentionsBox.addEventListener("change", async () => {
+  mentionsBox.disabled = true;
+  try {
+    room = (await api(`/api/chat/rooms/${roomId}/`, { method: "PATCH", body: { ai_mentions: mentionsBox.checked } })).room;
+  } catch (err) {
+    notices.show(sentence(err.code, { message: err.message }));
+  } finally {
+    mentionsBox.disabled = false;
+    renderMentions();
+  }
+});
+
 async function refreshRoom() {
   try {
     room = (await api(`/api/chat/rooms/${roomId}/`)).room;
     renderPeople();
+    renderMentions();
+    catchUp.offer(room);
   } catch (err) {
     if (err.status === 404) live.final(CLOSE.FORBIDDEN);
   }
@@ -108,7 +145,7 @@ function sessionItem(session) {
   return h(
     "li",
     { class: `session${session.is_active ? "" : " ended"}`, dataset: { sessionId: session.session_id } },
-    h("a", { href: `/ai/${session.session_id}/` }, gettext("AI session"), " ", timeElement(session.created_at)),
+    h("a", { href: `/ai/${session.session_id}/` }, session.title || gettext("AI session"), " ", timeElement(session.created_at)),
     h(
       "span",
       { class: "session-meta" },

@@ -1,4 +1,6 @@
 // An AI session: the members and AI_Assistant talk; replies stream in as they are written.
+// Its settings (title, model, persona or instructions of its own) are shown to every member
+// and changed by who may (`can_edit`); a change reaches every page as `session_updated`.
 import { AiReplies } from "../ai_replies.js";
 import { api } from "../api.js";
 import { RoomBudget } from "../budget.js";
@@ -33,6 +35,12 @@ const replies = new AiReplies(live, {
   },
 });
 live.on("ai_session_ended", () => endSession());
+live.on("session_updated", (frame) => {
+  if (!session) return;
+  // The frame is the same for every member; what this member may do stays as it was.
+  Object.assign(session, frame.session);
+  renderSession();
+});
 live.onError("session_inactive", () => endSession());
 live.onClose(CLOSE.SESSION_ENDED, () => endSession());
 
@@ -64,8 +72,9 @@ function renderSession() {
   if (!session) return;
   const roomLink = $("#back-to-room");
   roomLink.href = `/rooms/${session.room_uuid}/`;
+  $("#session-title").firstChild.textContent = `${session.title || gettext("AI session")} `;
   $("#session-room").textContent = `· ${session.room_name}`;
-  document.title = `${gettext("AI session")} · ${session.room_name}`;
+  document.title = `${session.title || gettext("AI session")} · ${session.room_name}`;
   const badge = $("#session-state");
   badge.hidden = false;
   badge.textContent = session.is_active ? gettext("Active") : gettext("Ended");
@@ -74,8 +83,8 @@ function renderSession() {
     ...fact(gettext("Room"), h("a", { href: `/rooms/${session.room_uuid}/` }, session.room_name)),
     ...fact(gettext("Started by"), session.created_by),
     ...fact(gettext("Started"), timeElement(session.created_at)),
-    ...(session.model ? fact(gettext("Model"), session.model) : []),
   );
+  renderSteering();
   const usage = session.usage;
   const note = estimatedNote(usage);
   $("#session-usage").replaceChildren(
@@ -104,6 +113,99 @@ async function loadSession() {
   return true;
 }
 
+// --- what steers the assistant ---------------------------------------------------------
+
+const CUSTOM = "";
+let options = null;
+let filledWith = null;
+
+function personaName(key) {
+  const preset = options?.personas.find((p) => p.key === key);
+  return preset ? preset.name : key;
+}
+
+function renderSteering() {
+  $("#steer-facts").replaceChildren(
+    ...fact(gettext("Model"), session.model),
+    ...fact(gettext("Persona"), session.persona ? personaName(session.persona) : gettext("Instructions of its own")),
+  );
+  $("#steer-prompt").textContent = session.system_prompt;
+  steerForm.hidden = !(session.can_edit && options);
+  // Filled again only when the settings changed (here or by someone else), not each time the
+  // session is reloaded (after every reply), which would undo an edit in progress.
+  const settings = JSON.stringify([session.title, session.model, session.persona, session.system_prompt]);
+  if (!steerForm.hidden && settings !== filledWith) {
+    filledWith = settings;
+    fillForm();
+  }
+}
+
+function choice(value, label, selected) {
+  return h("option", { value, selected: value === selected }, label);
+}
+
+const steerForm = $("#steer-form");
+const field = {
+  title: $("#steer-title"),
+  model: $("#steer-model"),
+  persona: $("#steer-persona"),
+  prompt: $("#steer-prompt-input"),
+};
+
+function fillForm() {
+  field.title.value = session.title;
+  const models = options.models.includes(session.model) ? options.models : [session.model, ...options.models];
+  field.model.replaceChildren(...models.map((m) => choice(m, m, session.model)));
+  const current = session.persona ?? CUSTOM;
+  field.persona.replaceChildren(...options.personas.map((p) => choice(p.key, p.name, current)), choice(CUSTOM, gettext("Instructions of its own…"), current));
+  field.prompt.value = session.persona ? "" : session.system_prompt;
+  $("#steer-prompt-field").hidden = current !== CUSTOM;
+}
+
+async function loadOptions() {
+  try {
+    const [personas, models] = await Promise.all([api("/api/llm/personas/"), api("/api/llm/models/")]);
+    options = { personas: personas.personas, models: models.models };
+  } catch {
+    options = null; // the settings stay read-only; the page works without them
+  }
+}
+
+field.persona.addEventListener("change", () => {
+  $("#steer-prompt-field").hidden = field.persona.value !== CUSTOM;
+  if (field.persona.value === CUSTOM && !field.prompt.value) field.prompt.value = session.system_prompt;
+});
+steerForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = steerForm.querySelector(".form-error");
+  const saved = steerForm.querySelector(".saved");
+  error.hidden = true;
+  saved.hidden = true;
+  const body = {};
+  if (field.title.value.trim() !== session.title) body.title = field.title.value;
+  if (field.model.value !== session.model) body.model = field.model.value;
+  if (field.persona.value !== CUSTOM) {
+    if (field.persona.value !== session.persona) body.persona = field.persona.value;
+  } else if (session.persona || field.prompt.value.trim() !== session.system_prompt) {
+    body.system_prompt = field.prompt.value;
+  }
+  if (!Object.keys(body).length) return;
+  const button = steerForm.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const result = await api(`/api/llm/sessions/${sessionId}/`, { method: "PATCH", body });
+    session = result.session;
+    document.activeElement?.blur();
+    renderSession();
+    saved.hidden = false;
+  } catch (err) {
+    error.textContent = err.code === "validation_error" ? err.message : sentence(err.code, { message: err.message });
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
+});
+
 armConfirm($("#end-session"), gettext("Click again to end the session for everyone"), async () => {
   try {
     await api(`/api/llm/sessions/${sessionId}/deactivate/`, { method: "POST" });
@@ -114,7 +216,9 @@ armConfirm($("#end-session"), gettext("Click again to end the session for everyo
 });
 
 (async () => {
-  if (!(await loadSession())) return;
+  const [loaded] = await Promise.all([loadSession(), loadOptions()]);
+  if (!loaded) return;
+  renderSession();
   if (session.is_active) {
     live.start();
   } else {
