@@ -57,6 +57,11 @@ def can_manage_members(*, user: User, room: ChatRoom) -> bool:
     return room.owner_id == user.pk
 
 
+def can_manage_room(*, user: User, room: ChatRoom) -> bool:
+    """Renaming and deleting a room is the owner's (SPEC 9.2)."""
+    return room.owner_id == user.pk
+
+
 def can_remove(*, actor: User, room: ChatRoom, target: User) -> bool:
     """The owner removes anyone but themselves; a participant may leave."""
     return can_manage_members(user=actor, room=room) or actor.pk == target.pk

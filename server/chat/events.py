@@ -19,6 +19,8 @@ class MessageOut(BaseModel):
     timestamp: str
     is_self: bool
     is_ai: bool
+    # The members the message names with @username (SPEC 9.2), in the order it names them.
+    mentions: list[str] = []
 
 
 class ChatMessageFrame(MessageOut):
@@ -26,7 +28,9 @@ class ChatMessageFrame(MessageOut):
     client_id: str | None = None
 
 
-def message_out(message: Message, *, viewer_id: int | None) -> MessageOut:
+def message_out(
+    message: Message, *, viewer_id: int | None, mentions: list[str] | None = None
+) -> MessageOut:
     return MessageOut(
         message_id=message.pk,
         message=message.content,
@@ -34,12 +38,15 @@ def message_out(message: Message, *, viewer_id: int | None) -> MessageOut:
         timestamp=message.created_at.isoformat(),
         is_self=message.sender_id == viewer_id,
         is_ai=message.sender.username == settings.AI_USERNAME,
+        mentions=mentions or [],
     )
 
 
-def chat_message_frames(message: Message) -> tuple[dict[str, object], dict[str, object]]:
+def chat_message_frames(
+    message: Message, *, mentions: list[str] | None = None
+) -> tuple[dict[str, object], dict[str, object]]:
     """The frame for everyone else, and the one for the sender's own sockets (with client_id)."""
-    base = message_out(message, viewer_id=None).model_dump()
+    base = message_out(message, viewer_id=None, mentions=mentions).model_dump()
     others = ChatMessageFrame(**base).model_dump(exclude_none=True)
     mine = ChatMessageFrame(**{**base, "is_self": True}, client_id=message.client_id).model_dump(
         exclude_none=True

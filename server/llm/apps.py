@@ -6,11 +6,13 @@ class LlmConfig(AppConfig):
     verbose_name = "AI sessions"
 
     def ready(self) -> None:
-        from core import lifespan
+        from core import lifespan, sockets
         from llm import checks  # noqa: F401  (registers the system checks)
+        from llm.consumers import announce_viewers
         from llm.generation import resume_replies, stop_replies
         from llm.providers import warm_up
 
         lifespan.on_startup.append(warm_up)
         lifespan.on_startup.append(resume_replies)
         lifespan.on_shutdown.append(stop_replies)
+        sockets.on_roster_change(announce_viewers)

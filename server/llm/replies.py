@@ -25,6 +25,7 @@ from accounts.services import assistant_user
 from chat.conversations import Conversation
 from chat.events import chat_message_frames
 from chat.models import Message
+from chat.workspace import room_activity_event
 from core import metrics
 from core.errors import (
     AiNotConfigured,
@@ -255,8 +256,21 @@ def reply_finish(
     reply = (
         AiReply.objects.select_for_update(of=("self",))
         .select_related("session", "trigger")
-        .get(pk=claim.reply_id)
+        .filter(pk=claim.reply_id)
+        .first()
     )
+    if reply is None:
+        # Its room was deleted while it was written (chat.services.room_delete): nobody is
+        # left to read it, but the call cost what it cost.
+        if called_provider:
+            _usage_without_room(
+                claim=claim,
+                usage=usage,
+                finish_reason=finish_reason,
+                ttft_ms=ttft_ms,
+                latency_ms=latency_ms,
+            )
+        return None
     if reply.status != AiReply.Status.STREAMING:
         # Already closed (e.g. as interrupted by another process after a lock expiry).
         return None
@@ -328,6 +342,8 @@ def _reply_close(
     if message is not None:
         others, _ = chat_message_frames(message)
         publish_on_commit(frame_event(group, {**others, "finish_reason": reply.finish_reason}))
+        if conversation.session_id is None:
+            publish_on_commit(room_activity_event(message, []))
     if error is not None:
         publish_on_commit(frame_event(group, error_frame(error, ai=True)))
         ai_error("reply %s in %s failed: %s", reply.pk, conversation, error.code)
@@ -389,6 +405,34 @@ def usage_record(
         latency_ms=latency_ms,
         finish_reason=reply.finish_reason,
         error_code=reply.error_code,
+    )
+
+
+def _usage_without_room(
+    *,
+    claim: ClaimedReply,
+    usage: Usage | None,
+    finish_reason: str,
+    ttft_ms: int | None,
+    latency_ms: int,
+) -> LlmUsage:
+    """usage_record for a call whose reply, session and room are gone."""
+    cost: Decimal | None = None
+    if usage is not None:
+        cost = prices.cost_usd(claim.request.model, usage.prompt_tokens, usage.completion_tokens)
+    return LlmUsage.objects.create(
+        provider=claim.provider or "unknown",
+        model=claim.request.model,
+        user_id=claim.user_id,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        total_tokens=usage.total_tokens if usage else None,
+        usage_known=usage is not None,
+        cost_usd=cost,
+        time_to_first_token_ms=ttft_ms,
+        latency_ms=latency_ms,
+        finish_reason=finish_reason,
+        error_code="room_deleted",
     )
 
 

@@ -17,27 +17,16 @@ from chat.events import message_out
 from chat.selectors import message_page
 from core.errors import ValidationFailed
 from llm import selectors, services
-from llm.access import access_session, can_end_session
+from llm.access import access_session
 from llm.events import SessionMessageOut
 from llm.models import AiChatSession
 from llm.schemas import SESSION_CREATED_TEXT, SessionListQuery, StartSessionIn, UsageQuery
 from llm.selectors import Totals
+from llm.workspace import session_out
 
 
 def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
-
-
-def session_out(session: AiChatSession, *, viewer: User) -> dict[str, object]:
-    return {
-        "session_id": session.pk,
-        "room_uuid": session.room_id,
-        "room_name": session.room.name,
-        "created_at": session.created_at,
-        "is_active": session.is_active,
-        "created_by": session.created_by.username,
-        "can_end": can_end_session(user=viewer, session=session),
-    }
 
 
 def totals_out(totals: Totals) -> dict[str, object]:
@@ -110,7 +99,9 @@ def session_messages(
         reply = getattr(m, "ai_reply", None)
         messages.append(
             SessionMessageOut(
-                **message_out(m, viewer_id=viewer.pk).model_dump(),
+                **message_out(
+                    m, viewer_id=viewer.pk, mentions=page.mentions.get(m.pk)
+                ).model_dump(),
                 finish_reason=reply.finish_reason if reply is not None else None,
             )
         )

@@ -84,7 +84,13 @@ class Ids:
 # member. A parameter missing here fails the sweep: add it, don't skip it.
 PATH = {"room_id": "room", "session_id": "session", "username": "=bob"}
 QUERY = {"room_uuid": "room"}
-BODY = {"room_uuid": "room", "username": "=bob", "name": "=a room", "password": "=x"}
+BODY = {
+    "room_uuid": "room",
+    "username": "=bob",
+    "name": "=a room",
+    "password": "=x",
+    "message_id": "=1",
+}
 
 
 def _fill(table: dict[str, str], name: str, ids: Ids, op: Operation) -> str:
@@ -142,6 +148,9 @@ def test_the_sweep_finds_the_operations_that_take_ids():
     # The ones known today; more may come, none may go missing.
     assert swept >= {
         "GET /api/chat/rooms/{room_id}/",
+        "PATCH /api/chat/rooms/{room_id}/",
+        "DELETE /api/chat/rooms/{room_id}/",
+        "POST /api/chat/rooms/{room_id}/read/",
         "POST /api/chat/rooms/{room_id}/participants/",
         "DELETE /api/chat/rooms/{room_id}/participants/{username}/",
         "GET /api/chat/rooms/{room_id}/messages/",

@@ -20,7 +20,7 @@ def test_api_answers_503_when_the_database_is_down(client_for, alice, monkeypatc
     def down(**kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(selectors, "room_list_for_user", down)
+    monkeypatch.setattr(selectors, "room_views", down)
     r = client_for(alice).get("/api/chat/my-rooms/")
     assert r.status_code == 503
     assert r.json() == {
@@ -56,6 +56,7 @@ async def test_socket_gets_an_error_frame_and_stays_open(
     r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
     sock = await ws(f"/ws/llm/{r.json()['session_id']}/", alice)
     await sock.recv_type("ai_joined")
+    await sock.recv_type("session_viewers")
     real = services.message_post
 
     def down(**kwargs):

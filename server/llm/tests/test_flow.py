@@ -33,10 +33,13 @@ async def start_session(client_for, user, room):
 
 
 async def reply_frames(sock, wait=5):
-    """Frames up to and including the assistant's final chat_message."""
+    """Frames up to and including the assistant's final chat_message (without who is viewing
+    the session, a frame of SPEC 9.3 that a seed-only client ignores)."""
     frames = []
     while True:
         f = await sock.recv(wait)
+        if f["type"] == "session_viewers":
+            continue
         frames.append(f)
         if f["type"] == "chat_message" and f["is_ai"]:
             return frames
