@@ -7,14 +7,14 @@ import { gettext } from "./i18n.js";
 import { renderMarkdown } from "./markdown.js";
 import { finishNote, timeElement } from "./messages.js";
 
-const GREETING_MS = 4000;
-
 export class AiReplies {
-  // `onReplyEnd()` runs when a reply has ended, e.g. to show the usage it added.
-  constructor(live, { onReplyEnd = () => {} } = {}) {
+  // `onReplyEnd()` runs when a reply has ended, e.g. to show the usage it added. The greeting
+  // (`ai_joined`, on every connect) shows once per `onceKey` in this browser.
+  constructor(live, { onReplyEnd = () => {}, onceKey = null } = {}) {
     this.live = live;
     this.list = live.list;
     this.onReplyEnd = onReplyEnd;
+    this.onceKey = onceKey;
     this.thinkingLine = $("#thinking");
     this.thinkingText = $("#thinking-text");
     this.stopButton = $("#stop-button");
@@ -23,7 +23,7 @@ export class AiReplies {
     this.stopping = false;
     this.greeted = false;
 
-    live.on("ai_joined", (frame) => this.greet(frame));
+    live.on("ai_joined", () => this.greet());
     live.on("ai_thinking", () => this.setThinking(true));
     live.on("ai_stream_start", (frame) => this.start(frame));
     live.on("ai_stream_delta", (frame) => this.delta(frame));
@@ -51,11 +51,20 @@ export class AiReplies {
     });
   }
 
-  greet(frame) {
+  // A line at the top of the conversation, in its flow (it covers nothing), the first time
+  // this browser opens the session; never again on a reload or a reconnect.
+  greet() {
     if (this.greeted) return;
     this.greeted = true;
-    const el = this.live.notices.show(gettext("%(name)s has joined the conversation.", { name: frame.username || this.live.aiName }), { kind: "info", key: "joined" });
-    setTimeout(() => el.remove(), GREETING_MS);
+    const note = $("#joined-note");
+    if (!note || !this.onceKey) return;
+    try {
+      if (localStorage.getItem(this.onceKey) !== null) return;
+      localStorage.setItem(this.onceKey, "1");
+    } catch {
+      // Storage refused (private mode): the line shows once per page.
+    }
+    note.hidden = false;
   }
 
   update() {
