@@ -17,9 +17,7 @@ def open_session(who: Person) -> str:
     """A session in a room of `who`'s own, open in their page (on a phone the button that
     starts one sits behind the side panel's toggle)."""
     room = room_with(who)
-    session_id = who.api("POST", "/api/llm/start_session/", {"room_uuid": room["id"]})[
-        "session_id"
-    ]
+    session_id = who.api("POST", "/api/llm/start_session/", {"room_uuid": room["id"]})["session_id"]
     who.open_chat(f"/ai/{session_id}/")
     return str(session_id)
 
@@ -140,9 +138,7 @@ def test_a_member_removed_from_the_room_loses_end_and_active(
     ben = person("ben")
     room = room_with(ana, ben)
     # ben starts the session, so he may end it while he is a member.
-    session_id = ben.api("POST", "/api/llm/start_session/", {"room_uuid": room["id"]})[
-        "session_id"
-    ]
+    session_id = ben.api("POST", "/api/llm/start_session/", {"room_uuid": room["id"]})["session_id"]
     ben.open_chat(f"/ai/{session_id}/")
     ben.page.wait_for_selector("#end-session:visible")
     assert ben.page.inner_text("#session-state") == "진행 중"
