@@ -117,6 +117,10 @@ class Switcher {
       event.preventDefault();
       const place = this.places[this.active];
       if (place) this.go(place);
+    } else if (event.key === "Escape") {
+      // The dialog's own Escape is skipped by browsers that judge it unrequested.
+      event.preventDefault();
+      this.dialog.close();
     }
   }
 
