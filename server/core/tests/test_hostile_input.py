@@ -37,7 +37,7 @@ pytestmark = pytest.mark.django_db
 # Sockets run on other threads than the test, so their tests need committed data.
 sockets = pytest.mark.django_db(transaction=True)
 
-CHAT_TYPES = frozenset({"chat_message"})
+CHAT_TYPES = frozenset({"chat_message", "typing"})
 
 
 @pytest.fixture

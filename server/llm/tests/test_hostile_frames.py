@@ -29,7 +29,7 @@ from llm.tests.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-AI_TYPES = frozenset({"chat_message", "stop_generation"})
+AI_TYPES = frozenset({"chat_message", "stop_generation", "typing"})
 
 
 @pytest.fixture
