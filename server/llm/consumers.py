@@ -24,7 +24,7 @@ from chat.conversations import Conversation
 from chat.events import chat_message_frames
 from chat.rooms import room_json
 from chat.selectors import room_counts_for_user, room_counts_of, room_ids_of, room_view
-from chat.typing import typing_announce
+from chat.typing import typing_announce, typing_frame, typing_stopped
 from chat.workspace import MemberChange, Presence, Read, RoomAdded, RoomRemoved, RoomUpdated
 from core import closecodes, sockets
 from core.db import db_async
@@ -126,7 +126,14 @@ class ConversationConsumer(AppConsumer):
             room is None or self.room_id is None or room == str(self.room_id)
         )
 
+    def personal(self, payload: dict[str, Any]) -> None:
+        if payload.get("kind") == "typing":
+            text = typing_frame(payload, for_user_id=self.user_id)
+            if text is not None:
+                self.deliver(text)
+
     async def handle_chat_message(self, frame_in: dict[str, Any]) -> None:
+        typing_stopped(conversation=self.conversation, user_id=self.user_id)
         try:
             posted = await db_async(services.message_post)(
                 conversation=self.conversation,

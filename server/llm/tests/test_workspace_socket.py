@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from chat import services as chat_services
 from chat.conversations import Conversation
 from chat.services import room_create
+from chat.typing import Typing
 from chat.workspace import (
     MemberChange,
     Presence,
@@ -266,20 +267,40 @@ async def test_online_in_room_json(client_for, ws, room, alice, bob):
     assert body["room"]["online"] == []
 
 
-async def test_typing_reaches_the_others_at_most_once_per_two_seconds(ws, room, alice, bob):
+async def test_typing_reaches_the_others_at_most_once_per_two_seconds(ws, room, alice, bob, carol):
+    await sync_to_async(room.participants.add)(carol)
     a = await ws(f"/ws/chat/{room.pk}/", alice)
     a2 = await ws(f"/ws/chat/{room.pk}/", alice)
     b = await ws(f"/ws/chat/{room.pk}/", bob)
+    c = await ws(f"/ws/chat/{room.pk}/", carol)
     await a.send_json_to({"type": "typing"})
-    assert await b.recv() == {"type": "typing", "username": "alice"}
+    await b.send_json_to({"type": "typing"})
+    # Both, gathered in one frame; each typist hears of the other only.
+    assert await c.recv() == {"type": "typing", "username": "alice", "usernames": ["alice", "bob"]}
+    frame = await b.recv()
+    Typing(**frame)
+    assert frame == {"type": "typing", "username": "alice", "usernames": ["alice"]}
+    assert await a.recv() == {"type": "typing", "username": "bob", "usernames": ["bob"]}
+    assert await a2.recv() == {"type": "typing", "username": "bob", "usernames": ["bob"]}
+    # Within 2 s of her last announcement alice's typing is dropped, on any of her sockets;
+    # carol's is not: the next frame names carol alone.
     await a.send_json_to({"type": "typing"})
     await a2.send_json_to({"type": "typing"})
+    await c.send_json_to({"type": "typing"})
+    assert await b.recv() == {"type": "typing", "username": "carol", "usernames": ["carol"]}
+
+
+async def test_a_message_ends_its_senders_typing(ws, room, alice, bob, carol):
+    await sync_to_async(room.participants.add)(carol)
+    a = await ws(f"/ws/chat/{room.pk}/", alice)
+    b = await ws(f"/ws/chat/{room.pk}/", bob)
+    c = await ws(f"/ws/chat/{room.pk}/", carol)
+    await a.send_json_to({"type": "typing"})
     await a.send_json_to({"type": "chat_message", "message": "done typing"})
-    # The repeats within 2 s were dropped: the message is the next frame bob gets.
     assert (await b.recv())["type"] == "chat_message"
-    # And alice's own sockets never heard her typing.
-    assert (await a.recv())["type"] == "chat_message"
-    assert (await a2.recv())["type"] == "chat_message"
+    await c.send_json_to({"type": "typing"})
+    # carol's typing joins the batch alice's started: it names carol alone.
+    assert await b.recv() == {"type": "typing", "username": "carol", "usernames": ["carol"]}
 
 
 async def test_session_viewers_on_connect_and_on_every_change(ws, room, alice, bob, settings):

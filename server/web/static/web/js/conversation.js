@@ -106,7 +106,10 @@ export class LiveConversation {
       this.typing.gone(frame.username);
       this.list.confirm(frame);
     });
-    this.on("typing", (frame) => this.typing.heard(frame.username));
+    // Several people typing at once come in one frame (`usernames`).
+    this.on("typing", (frame) => {
+      for (const name of frame.usernames || [frame.username]) this.typing.heard(name);
+    });
     this.on("error", (frame) => this.reportError(frame));
     this.onError("rate_limited", (frame) => this.rateLimited(frame));
     this.onClose(CLOSE.NOT_AUTHENTICATED, () => toSignIn());
