@@ -14,8 +14,9 @@ from llm.urls import router as llm_router
 WORKSPACE_SOCKETS = """
 
 **WebSockets.** `/ws/chat/<room_uuid>/` and `/ws/llm/<session_id>/` also take
-`{"type": "typing"}` (the others get `{"type": "typing", "username"}`, at most one per user per
-2 s, never the typist's own sockets); an AI session's sockets get `session_viewers` `{usernames}`
+`{"type": "typing"}` (the others get `{"type": "typing", "username", "usernames"}`: each user at
+most once per 2 s, never on their own sockets; the typists of a second come in one frame); an AI
+session's sockets get `session_viewers` `{usernames}`
 on connect and on every change. Every socket answers `{"type": "ping"}` with `{"type": "pong"}`.
 Messages in frames and history carry `mentions` (usernames).
 
