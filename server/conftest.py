@@ -64,6 +64,8 @@ async def _replies_finish_within_the_test() -> AsyncIterator[None]:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=2)
+    # So does the announcement that a user whose last socket closed went offline.
+    await asyncio.wait_for(sockets.drain_announcements(), timeout=5)
 
 
 @pytest.fixture(autouse=True)

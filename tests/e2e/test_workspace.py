@@ -136,11 +136,20 @@ def test_typing_shows_to_the_others_until_the_message_comes(
     room = room_of(ana, "typing", ben, cai)
     for who in (ana, ben, cai):
         who.open_chat(f"/rooms/{room['id']}/")
+    said: list[str] = []
+    ana.page.on(
+        "websocket",
+        lambda ws: ws.on("framesent", lambda text: said.append(text) if "typing" in text else None),
+    )
+    ana.page.reload()  # so that the recorder sees the page's sockets from their start
+    ana.page.wait_for_selector('#conn-status[data-state="open"]')
     ana.page.click("#message-input")
     ana.page.keyboard.type("half a thought")
     for who in (ben, cai):
         who.page.locator("#typing", has_text=f"{ana.username}이(가) 입력하는 중…").wait_for()
     assert ana.page.inner_text("#typing") == ""  # nobody tells ana that ana types
+    # Fourteen keystrokes within 3 s: one `typing` from the page.
+    assert said == ['{"type":"typing"}'], said
     ana.page.keyboard.press("Enter")
     for who in (ben, cai):
         who.page.locator("#messages li.msg .body", has_text="half a thought").wait_for()

@@ -6,6 +6,8 @@ came before it.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -316,3 +318,28 @@ async def test_session_viewers_on_connect_and_on_every_change(ws, room, alice, b
     assert (await a.recv_type("session_viewers"))["usernames"] == ["alice", "bob"]
     await b.disconnect()
     assert (await a.recv_type("session_viewers"))["usernames"] == ["alice"]
+
+
+async def test_deleting_the_room_stops_a_reply_and_keeps_what_it_cost(
+    ws, upstream, room, alice, bob
+):
+    from llm.generation import get_generator
+    from llm.models import AiReply, LlmUsage
+    from llm.tests.upstream import Behavior
+
+    upstream.then(Behavior(text="x" * 400, chunk_chars=2, delay=0.02))
+    session = await sync_to_async(services.session_start)(user=bob, room_id=room.pk)
+    sock = await ws(f"/ws/llm/{session.pk}/", bob)
+    await sock.send_json_to({"type": "chat_message", "message": "a long answer, please"})
+    await sock.recv_type("ai_stream_delta")
+    await sync_to_async(chat_services.room_delete)(room_id=room.pk, actor=alice)
+    assert await sock.closed_with() == 4404
+    # The reply stops (the provider call is cut) and its usage is recorded without the room.
+    tasks = set(get_generator().tasks)
+    assert tasks
+    await asyncio.wait(tasks, timeout=5)
+    usage = await sync_to_async(LlmUsage.objects.get)(user=bob)
+    assert (usage.room_id, usage.session_id, usage.reply_id) == (None, None, None)
+    assert usage.finish_reason == "stopped"
+    assert usage.error_code == "room_deleted"
+    assert not await sync_to_async(AiReply.objects.exists)()
