@@ -297,7 +297,8 @@ class MeConsumer(AppConsumer):
             return
         self.hub_groups.append(group)
         await get_hub().join(group, self)
-        if self._gone():  # released while joining: _release could not leave it yet
+        # Released, or the room removed, while joining: nobody else would leave it.
+        if self._gone() or group not in self.hub_groups:
             await get_hub().leave(group, self)
 
     async def _leave(self, group: str) -> None:

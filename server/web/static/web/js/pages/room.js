@@ -256,9 +256,11 @@ if (workspace) {
 
 let readUpTo = 0;
 let readTimer = null;
+// Until the page has opened at the first unread message, what flashes past is not read.
+let opened = false;
 
 function markRead(messageId) {
-  if (document.visibilityState !== "visible" || messageId <= Math.max(readUpTo, live.unread.lastReadId)) return;
+  if (!opened || document.visibilityState !== "visible" || messageId <= Math.max(readUpTo, live.unread.lastReadId)) return;
   readUpTo = messageId;
   clearTimeout(readTimer);
   readTimer = setTimeout(async () => {
@@ -279,10 +281,11 @@ document.addEventListener("visibilitychange", () => {
 // The first history and the room's JSON: open at the first unread message, if any.
 live.onSynced(async (first) => {
   if (!first) return;
-  const opened = await roomLoaded;
-  live.setUnread({ atOpen: opened.unread_count, count: opened.unread_count, lastReadId: opened.last_read_message_id });
-  const from = opened.unread_count > 0 ? live.list.markUnreadAfter(opened.last_read_message_id) : null;
+  const atOpen = await roomLoaded;
+  live.setUnread({ atOpen: atOpen.unread_count, count: atOpen.unread_count, lastReadId: atOpen.last_read_message_id });
+  const from = atOpen.unread_count > 0 ? live.list.markUnreadAfter(atOpen.last_read_message_id) : null;
   if (from) from.scrollIntoView({ block: "start" });
+  opened = true;
   markRead(live.list.newestOnScreen());
 });
 
