@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 
+from websockets.asyncio.client import ClientConnection
+
 from bench import client, seed
 from bench.context import Bench
+from bench.servers import ServerProcess
 
 SOCKETS = 5000
 PER_ROOM = 5
@@ -42,6 +45,20 @@ async def churn(targets: list[tuple[str, str | None]], cycles: int) -> None:
     await asyncio.gather(*(one(i) for i in range(cycles)))
 
 
+async def _open_all(
+    bench: Bench, config: str, server: ServerProcess, targets: list[tuple[str, str | None]]
+) -> tuple[list[ClientConnection], float, int]:
+    """Open a socket per target on a settled server: the sockets, KiB per socket, the RSS."""
+    rss_empty = server.rss_bytes()
+    conns = await client.open_many(targets, concurrency=50)
+    await _settle()
+    rss_full = server.rss_bytes()
+    bench.add("idle", config, "sockets open", float(len(conns)))
+    bench.add("idle", config, "RSS, no sockets", rss_empty / 2**20, "MiB")
+    bench.add("idle", config, f"RSS, {len(conns)} sockets", rss_full / 2**20, "MiB")
+    return conns, (rss_full - rss_empty) / len(conns) / 1024, rss_full
+
+
 async def run(bench: Bench) -> None:
     print(f"idle: {SOCKETS} sockets", flush=True)
     config = f"{SOCKETS} sockets, 1 process"
@@ -57,14 +74,7 @@ async def run(bench: Bench) -> None:
         spare = targets[:: PER_ROOM * 2]
         await churn(spare, 300)
         await _settle()
-        rss_empty = server.rss_bytes()
-        conns = await client.open_many(targets, concurrency=50)
-        await _settle()
-        rss_full = server.rss_bytes()
-        per_socket = (rss_full - rss_empty) / len(conns) / 1024
-        bench.add("idle", config, "sockets open", float(len(conns)))
-        bench.add("idle", config, "RSS, no sockets", rss_empty / 2**20, "MiB")
-        bench.add("idle", config, f"RSS, {len(conns)} sockets", rss_full / 2**20, "MiB")
+        conns, per_socket, rss_full = await _open_all(bench, config, server, targets)
         bench.add(
             "idle",
             config,
@@ -108,13 +118,7 @@ async def _me_sockets(bench: Bench, rooms: list[seed.Room], room_kib: float) -> 
         # Warm-up with the first rooms' members (code loaded on first use is not a socket's).
         await churn(targets[: PER_ROOM * 40], 300)
         await _settle()
-        rss_empty = server.rss_bytes()
-        conns = await client.open_many(targets, concurrency=50)
-        await _settle()
-        rss_full = server.rss_bytes()
-        per_socket = (rss_full - rss_empty) / len(conns) / 1024
-        bench.add("idle", config, "sockets open", float(len(conns)))
-        bench.add("idle", config, f"RSS, {len(conns)} sockets", rss_full / 2**20, "MiB")
+        conns, per_socket, _ = await _open_all(bench, config, server, targets)
         bench.add("idle", config, "memory per socket", per_socket, "KiB")
         bench.add(
             "idle",

@@ -386,25 +386,16 @@ def usage_record(
 ) -> LlmUsage:
     """What one provider call used and cost (SPEC 7.4): the provider's own figures, or
     unknown (NULL), never zero."""
-    cost: Decimal | None = None
-    if usage is not None:
-        cost = prices.cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
-    return LlmUsage.objects.create(
-        provider=provider or "unknown",
+    return _usage_row(
+        provider=provider,
         model=model,
+        usage=usage,
         user_id=reply.requested_by_id,
-        session_id=reply.session_id,
-        room_id=reply.room_id,
-        reply=reply,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        completion_tokens=usage.completion_tokens if usage else None,
-        total_tokens=usage.total_tokens if usage else None,
-        usage_known=usage is not None,
-        cost_usd=cost,
-        time_to_first_token_ms=ttft_ms,
+        ttft_ms=ttft_ms,
         latency_ms=latency_ms,
         finish_reason=reply.finish_reason,
         error_code=reply.error_code,
+        reply=reply,
     )
 
 
@@ -417,13 +408,41 @@ def _usage_without_room(
     latency_ms: int,
 ) -> LlmUsage:
     """usage_record for a call whose reply, session and room are gone."""
+    return _usage_row(
+        provider=claim.provider,
+        model=claim.request.model,
+        usage=usage,
+        user_id=claim.user_id,
+        ttft_ms=ttft_ms,
+        latency_ms=latency_ms,
+        finish_reason=finish_reason,
+        error_code="room_deleted",
+        reply=None,
+    )
+
+
+def _usage_row(
+    *,
+    provider: str,
+    model: str,
+    usage: Usage | None,
+    user_id: int,
+    ttft_ms: int | None,
+    latency_ms: int,
+    finish_reason: str,
+    error_code: str,
+    reply: AiReply | None,
+) -> LlmUsage:
     cost: Decimal | None = None
     if usage is not None:
-        cost = prices.cost_usd(claim.request.model, usage.prompt_tokens, usage.completion_tokens)
+        cost = prices.cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
     return LlmUsage.objects.create(
-        provider=claim.provider or "unknown",
-        model=claim.request.model,
-        user_id=claim.user_id,
+        provider=provider or "unknown",
+        model=model,
+        user_id=user_id,
+        session_id=reply.session_id if reply else None,
+        room_id=reply.room_id if reply else None,
+        reply=reply,
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,
         total_tokens=usage.total_tokens if usage else None,
@@ -432,7 +451,7 @@ def _usage_without_room(
         time_to_first_token_ms=ttft_ms,
         latency_ms=latency_ms,
         finish_reason=finish_reason,
-        error_code="room_deleted",
+        error_code=error_code,
     )
 
 
