@@ -68,7 +68,8 @@ async def refuse(receive: Receive, send: Send, code: int) -> None:
 
 
 def socket_route(scope: Scope) -> str:
-    """The route of a socket for metrics: "chat" for /ws/chat/..., "llm" for /ws/llm/..."""
+    """The route of a socket for metrics: "chat" for /ws/chat/..., "llm" for /ws/llm/..., "me"
+    for /ws/me/."""
     parts = str(scope.get("path", "")).strip("/").split("/")
     return parts[1] if len(parts) > 1 and parts[0] == "ws" else "other"
 
