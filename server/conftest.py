@@ -69,10 +69,12 @@ async def _replies_finish_within_the_test() -> AsyncIterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_shared_state() -> Iterator[None]:
+def _fresh_shared_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ratelimit.reset()
     sockets.reset()
     cache.clear()
+    # Offline at once: the tests of the grace set their own.
+    monkeypatch.setattr(sockets, "OFFLINE_GRACE_SECONDS", 0.0)
     yield
     ratelimit.reset()
 

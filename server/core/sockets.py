@@ -97,6 +97,9 @@ end
 return gone
 """
 _scripts: dict[str, Any] = {}
+# How long a user whose last socket closed may take to open another before they are announced
+# offline.
+OFFLINE_GRACE_SECONDS = 3.0
 
 
 def ttl() -> int:
@@ -194,6 +197,13 @@ async def sweep() -> list[int]:
     return [int(user) for user in gone]
 
 
+async def _online_now(user_id: int) -> bool:
+    if not settings.REDIS_URL:
+        return bool(_memory.get(user_id))
+    score = await async_redis().zscore(_online_key(), user_id)
+    return score is not None and score > time.time()
+
+
 def online_among(user_ids: Iterable[int]) -> set[int]:
     """Which of these users have a socket open now, on any process (synchronous: for views
     and services in database threads)."""
@@ -235,6 +245,15 @@ def announce_soon(user_id: int, online: bool) -> None:
 async def _announce(user_id: int, online: bool, previous: asyncio.Task[None] | None) -> None:
     if previous is not None:
         await asyncio.wait([previous])
+    if not online:
+        # Moving from one page to another closes the user's sockets and opens new ones: only
+        # a user still gone after a moment has gone offline (the "online" in between changed
+        # nothing for those who were told).
+        await asyncio.sleep(OFFLINE_GRACE_SECONDS)
+        if await _online_now(user_id):
+            return
+    if _announcing.get(user_id) is not asyncio.current_task():
+        return  # a later change of the same user's presence, queued meanwhile, says it
     for announcer in _announcers:
         try:
             await announcer(user_id, online)

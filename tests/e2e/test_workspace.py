@@ -121,8 +121,9 @@ def test_sessions_members_and_presence_come_live(person: Callable[..., Person]) 
     ana.api("POST", f"/api/chat/rooms/{room['id']}/participants/", {"username": cai.username})
     ben.page.locator(f'#people li[data-name="{cai.username}"]').wait_for(timeout=5_000)
     ana.page.close()
+    # Offline once she has been gone for longer than a move between pages (3 s).
     ben.page.wait_for_selector(
-        f'#people li[data-name="{ana.username}"] .dot:not(.online)', timeout=5_000
+        f'#people li[data-name="{ana.username}"] .dot:not(.online)', timeout=10_000
     )
     assert ben.errors == []
 

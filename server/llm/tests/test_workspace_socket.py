@@ -46,11 +46,11 @@ def say(room, user, text):
     ).message
 
 
-async def until(sock, frame_type, *, skip=("presence",)):
+async def until(sock, frame_type, *, skip=("presence",), wait=3):
     """The next frame of `frame_type`; frames of the types in `skip` may come before it, any
     other frame fails the test."""
     while True:
-        frame = await sock.recv()
+        frame = await sock.recv(wait)
         if frame["type"] == frame_type:
             return frame
         assert frame["type"] in skip, frame
@@ -254,6 +254,26 @@ async def test_presence_to_members_who_share_a_room_once(ws, room, alice, bob, m
     assert (await me_d.recv())["type"] == "room_added"
     assert own.pk
     await sockets.drain_announcements()
+
+
+async def test_moving_to_another_page_is_not_going_offline(ws, room, alice, bob, monkeypatch):
+    monkeypatch.setattr(sockets, "OFFLINE_GRACE_SECONDS", 0.5)
+    me_b = await ws("/ws/me/", bob)
+    page = await ws(f"/ws/chat/{room.pk}/", alice)
+    assert (await until(me_b, "presence", skip=()))["online"] is True
+    # alice leaves one page for another: her sockets close and new ones open at once.
+    await page.disconnect()
+    page = await ws("/ws/me/", alice)
+    await page.disconnect()
+    # She is gone for good only now: once every announcement is out, bob has heard that she
+    # went offline, once, with no offline-online pair for the move before it.
+    await sockets.drain_announcements()
+    sentinel = await say(room, alice, "sentinel")
+    heard = []
+    while (frame := await me_b.recv())["type"] != "room_activity":
+        heard.append(frame)
+    assert frame["message_id"] == sentinel.pk
+    assert heard == [{"type": "presence", "username": "alice", "online": False}]
 
 
 async def test_online_in_room_json(client_for, ws, room, alice, bob):
