@@ -240,6 +240,7 @@ def test_ctrl_k_jumps_to_a_room_or_a_session(person: Callable[..., Person]) -> N
     box.type("백엔드")
     ana.page.locator("#switcher-list li", has_text="AI 세션").wait_for()
     ana.page.keyboard.press("ArrowDown")
+    ana.page.locator("#switcher-list li.active", has_text="AI 세션").wait_for()
     ana.page.keyboard.press("Enter")
     ana.page.wait_for_url(re.compile(rf"/ai/{session_id}/$"))
 
@@ -302,6 +303,8 @@ def test_history_shows_its_days_and_loads_older_messages_while_scrolling_up(
     assert ana.page.locator("#messages li.day").all_inner_texts() == ["오늘"]
     # Scrolling to the top loads the older pages, with no button pressed.
     for _ in range(10):
+        # From the bottom to the top, as a reader does: the top comes into view each time.
+        ana.page.eval_on_selector("#scroller", "el => { el.scrollTop = el.scrollHeight; }")
         ana.page.eval_on_selector("#scroller", "el => { el.scrollTop = 0; }")
         if messages.count() == 120:
             break

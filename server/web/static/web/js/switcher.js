@@ -17,6 +17,7 @@ class Switcher {
     this.sessions = [];
     this.places = [];
     this.active = 0;
+    this.retyped = false;
     this.input = h("input", {
       type: "search",
       id: "switcher-input",
@@ -39,7 +40,12 @@ class Switcher {
     document.body.append(this.dialog);
     this.input.addEventListener("input", () => {
       this.active = 0;
+      this.retyped = true;
       this.render();
+    });
+    // Rooms that arrive while it is open are offered at once.
+    workspace?.on((event) => {
+      if (this.dialog.open && ["rooms", "room_added", "room_removed", "room_updated"].includes(event.type)) this.render();
     });
     this.input.addEventListener("keydown", (event) => this.key(event));
     this.dialog.addEventListener("click", (event) => {
@@ -79,10 +85,14 @@ class Switcher {
 
   render() {
     const wanted = fold(this.input.value.trim());
+    const chosen = this.places[this.active]?.url;
     this.places = this.candidates()
       .filter((place) => !wanted || fold(place.name).includes(wanted))
       .slice(0, MAX_SHOWN);
-    this.active = Math.min(this.active, Math.max(0, this.places.length - 1));
+    // The place chosen stays chosen when the list changes under it (sessions or rooms arrive).
+    const kept = this.places.findIndex((place) => place.url === chosen);
+    this.active = kept >= 0 && !this.retyped ? kept : Math.min(this.active, Math.max(0, this.places.length - 1));
+    this.retyped = false;
     if (!this.places.length) {
       this.list.replaceChildren(h("li", { class: "empty" }, gettext("Nothing matches.")));
       this.input.removeAttribute("aria-activedescendant");
