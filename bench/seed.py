@@ -63,6 +63,7 @@ def make_rooms(prefix: str, rooms: int, per_room: int, *, ai_sessions: bool = Fa
     from django.utils.crypto import get_random_string
 
     from accounts.models import User
+    from accounts.usernames import username_key, username_skeleton
     from chat.models import ChatRoom
     from llm.models import AiChatSession
 
@@ -71,11 +72,17 @@ def make_rooms(prefix: str, rooms: int, per_room: int, *, ai_sessions: bool = Fa
     expires = timezone.now() + timedelta(days=1)
     store = SessionStore()
     with transaction.atomic():
+        names = [f"{prefix}{r}x{m}" for r in range(rooms) for m in range(per_room)]
+        # bulk_create skips User.save(), which derives the keys a sign-in looks accounts up by.
         users = User.objects.bulk_create(
             [
-                User(username=f"{prefix}{r}x{m}", password=unusable)
-                for r in range(rooms)
-                for m in range(per_room)
+                User(
+                    username=name,
+                    username_key=username_key(name),
+                    username_skeleton=username_skeleton(name),
+                    password=unusable,
+                )
+                for name in names
             ],
             batch_size=2000,
         )

@@ -40,13 +40,17 @@ async def _replies_finish_within_the_test() -> AsyncIterator[None]:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=2)
+    # So does the announcement that a user whose last socket closed went offline.
+    await asyncio.wait_for(sockets.drain_announcements(), timeout=5)
 
 
 @pytest.fixture(autouse=True)
-def _fresh_shared_state() -> Iterator[None]:
+def _fresh_shared_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     ratelimit.reset()
     sockets.reset()
     cache.clear()
+    # Offline at once: the tests of the grace set their own.
+    monkeypatch.setattr(sockets, "OFFLINE_GRACE_SECONDS", 0.0)
     yield
     ratelimit.reset()
 

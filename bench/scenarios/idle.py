@@ -1,5 +1,7 @@
 """idle: 5,000 signed-in room sockets on one process (PostgreSQL + Redis): resident memory per
-socket, and whether connecting and disconnecting leaves memory behind.
+socket, and whether connecting and disconnecting leaves memory behind. Then, on a fresh process,
+the same 5,000 users each with a `/ws/me/` socket (one members' group per room, the per-room
+counts each keeps): at most 10 KiB per socket more than a room socket (issue 14).
 
 RSS is read from /proc/<pid>/statm. The baseline is taken after a warm-up of a few hundred
 connections, so code loaded on first use is not charged to the sockets. Churn runs in rounds
@@ -12,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 
+from websockets.asyncio.client import ClientConnection
+
 from bench import client, seed
 from bench.context import Bench
+from testkit.servers import ServerProcess
 
 SOCKETS = 5000
 PER_ROOM = 5
 CHURN = 1000
 KIB_PER_SOCKET_TARGET = 50.0
 CHURN_GROWTH_TARGET_KIB = 1024.0
+ME_EXTRA_KIB_TARGET = 10.0
 
 
 async def _settle(seconds: float = 2.0) -> None:
@@ -39,6 +45,20 @@ async def churn(targets: list[tuple[str, str | None]], cycles: int) -> None:
     await asyncio.gather(*(one(i) for i in range(cycles)))
 
 
+async def _open_all(
+    bench: Bench, config: str, server: ServerProcess, targets: list[tuple[str, str | None]]
+) -> tuple[list[ClientConnection], float, int]:
+    """Open a socket per target on a settled server: the sockets, KiB per socket, the RSS."""
+    rss_empty = server.rss_bytes()
+    conns = await client.open_many(targets, concurrency=50)
+    await _settle()
+    rss_full = server.rss_bytes()
+    bench.add("idle", config, "sockets open", float(len(conns)))
+    bench.add("idle", config, "RSS, no sockets", rss_empty / 2**20, "MiB")
+    bench.add("idle", config, f"RSS, {len(conns)} sockets", rss_full / 2**20, "MiB")
+    return conns, (rss_full - rss_empty) / len(conns) / 1024, rss_full
+
+
 async def run(bench: Bench) -> None:
     print(f"idle: {SOCKETS} sockets", flush=True)
     config = f"{SOCKETS} sockets, 1 process"
@@ -54,14 +74,7 @@ async def run(bench: Bench) -> None:
         spare = targets[:: PER_ROOM * 2]
         await churn(spare, 300)
         await _settle()
-        rss_empty = server.rss_bytes()
-        conns = await client.open_many(targets, concurrency=50)
-        await _settle()
-        rss_full = server.rss_bytes()
-        per_socket = (rss_full - rss_empty) / len(conns) / 1024
-        bench.add("idle", config, "sockets open", float(len(conns)))
-        bench.add("idle", config, "RSS, no sockets", rss_empty / 2**20, "MiB")
-        bench.add("idle", config, f"RSS, {len(conns)} sockets", rss_full / 2**20, "MiB")
+        conns, per_socket, rss_full = await _open_all(bench, config, server, targets)
         bench.add(
             "idle",
             config,
@@ -90,4 +103,29 @@ async def run(bench: Bench) -> None:
                 "KiB",
                 at_most=CHURN_GROWTH_TARGET_KIB if last else None,
             )
+        await client.close_all(conns)
+    await _me_sockets(bench, rooms, per_socket)
+
+
+async def _me_sockets(bench: Bench, rooms: list[seed.Room], room_kib: float) -> None:
+    """The users of the rooms above, each with a /ws/me/ socket, on a fresh process."""
+    config = f"{SOCKETS} /ws/me/ sockets, 1 process"
+    with bench.servers(1, redis=True, name="idle-me") as procs:
+        server = procs[0]
+        targets: list[tuple[str, str | None]] = [
+            (f"{server.ws_url}/ws/me/", member.cookie) for room in rooms for member in room.members
+        ]
+        # Warm-up with the first rooms' members (code loaded on first use is not a socket's).
+        await churn(targets[: PER_ROOM * 40], 300)
+        await _settle()
+        conns, per_socket, _ = await _open_all(bench, config, server, targets)
+        bench.add("idle", config, "memory per socket", per_socket, "KiB")
+        bench.add(
+            "idle",
+            config,
+            "more than a room socket",
+            per_socket - room_kib,
+            "KiB",
+            at_most=ME_EXTRA_KIB_TARGET,
+        )
         await client.close_all(conns)

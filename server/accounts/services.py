@@ -47,12 +47,18 @@ def _refuse_unavailable(username: str) -> None:
     if key == username_key(settings.AI_USERNAME) or (
         skeleton == username_skeleton(settings.AI_USERNAME)
     ):
-        raise ValidationFailed(f"username: '{username}' is reserved.")
+        raise ValidationFailed(
+            f"username: '{username}' is reserved.", field="username", reasons=["reserved"]
+        )
     if User.objects.filter(username_key=key).exists():
-        raise ValidationFailed(f"username: '{username}' is already taken.")
+        raise ValidationFailed(
+            f"username: '{username}' is already taken.", field="username", reasons=["taken"]
+        )
     if User.objects.filter(username_skeleton=skeleton).exists():
         raise ValidationFailed(
-            f"username: '{username}' looks too much like an existing username; choose another."
+            f"username: '{username}' looks too much like an existing username; choose another.",
+            field="username",
+            reasons=["lookalike"],
         )
 
 
@@ -68,26 +74,40 @@ def user_signup(*, request: HttpRequest, username: str, password: str) -> User:
     )
     username = username_normalised(username)
     if not username:
-        raise ValidationFailed("username: must not be empty.")
+        raise ValidationFailed(
+            "username: must not be empty.", field="username", reasons=["required"]
+        )
     if len(username) > USERNAME_MAX:
-        raise ValidationFailed(f"username: at most {USERNAME_MAX} characters.")
+        raise ValidationFailed(
+            f"username: at most {USERNAME_MAX} characters.", field="username", reasons=["too_long"]
+        )
     try:
         User.username_validator(username)
     except DjangoValidationError as exc:
-        raise ValidationFailed(f"username: {' '.join(exc.messages)}") from exc
+        raise ValidationFailed(
+            f"username: {' '.join(exc.messages)}", field="username", reasons=["invalid"]
+        ) from exc
     _serialise_signups()
     _refuse_unavailable(username)
     candidate = User(username=username)
     try:
         password_validation.validate_password(password, user=candidate)
     except DjangoValidationError as exc:
-        raise ValidationFailed(f"password: {' '.join(exc.messages)}") from exc
+        # Django's own codes (password_too_short, ...), so that a page can say each in its
+        # language.
+        raise ValidationFailed(
+            f"password: {' '.join(exc.messages)}",
+            field="password",
+            reasons=[error.code or "invalid" for error in exc.error_list],
+        ) from exc
     candidate.set_password(password)
     try:
         with transaction.atomic():
             candidate.save()
     except IntegrityError as exc:  # lost a race with a sign-up under the same name
-        raise ValidationFailed(f"username: '{username}' is already taken.") from exc
+        raise ValidationFailed(
+            f"username: '{username}' is already taken.", field="username", reasons=["taken"]
+        ) from exc
     login(request, candidate, backend="django.contrib.auth.backends.ModelBackend")
     logger.info("User %s signed up", candidate.pk)
     return candidate

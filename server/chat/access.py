@@ -58,7 +58,8 @@ def can_manage_members(*, user: User, room: ChatRoom) -> bool:
 
 
 def can_manage_room(*, user: User, room: ChatRoom) -> bool:
-    """A room's settings are its owner's."""
+    """A room's settings (its name, whether the assistant answers mentions) and deleting it
+    are its owner's (SPEC 9.2, 10.3)."""
     return room.owner_id == user.pk
 
 

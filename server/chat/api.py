@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
@@ -14,23 +13,11 @@ from chat import selectors, services
 from chat.access import access_room
 from chat.conversations import Conversation
 from chat.events import MessageOut, messages_out
-from chat.models import ChatRoom
-from chat.selectors import Page
-from core.api import errors, signed_in
+from chat.rooms import RoomOut, room_out
+from chat.selectors import Page, RoomView
+from core.api import OkOut, errors, signed_in
 
 router = Router(tags=["chat"], auth=signed_in)
-
-
-class RoomOut(Schema):
-    id: UUID
-    name: str
-    owner: str
-    is_owner: bool
-    participants: list[str]
-    created_at: datetime
-    ai_mentions: bool = Field(
-        ..., description="Whether AI_Assistant answers @AI_Assistant in this room's chat."
-    )
 
 
 class RoomEnvelope(Schema):
@@ -49,6 +36,7 @@ class RoomIn(Schema):
 
 
 class RoomPatchIn(Schema):
+    name: str | None = Field(None, max_length=1000, description="A new name.")
     ai_mentions: bool | None = Field(
         None, description="The owner turns AI_Assistant's answers to @AI_Assistant on or off."
     )
@@ -70,22 +58,32 @@ class MessagePageEnvelope(Schema):
     has_more: bool
 
 
-def room_out(room: ChatRoom, *, viewer: User) -> dict[str, object]:
+class ReadIn(Schema):
+    message_id: int = Field(
+        ..., ge=0, le=2**62, description="The last room-chat message the reader has seen."
+    )
+
+
+class ReadOut(Schema):
+    result: Literal["success"]
+    room_id: UUID
+    last_read_message_id: int
+    unread_count: int
+    mention_count: int
+
+
+def _room_body(request: HttpRequest, room_id: UUID) -> dict[str, object]:
+    user = _user(request)
     return {
-        "id": room.pk,
-        "name": room.name,
-        "owner": room.owner.username,
-        "is_owner": room.owner_id == viewer.pk,
-        "participants": [p.username for p in room.participants.all()],
-        "created_at": room.created_at,
-        "ai_mentions": room.ai_mentions,
+        "result": "success",
+        "room": room_out(selectors.room_view(user=user, room_id=room_id), viewer_id=user.pk),
     }
 
 
 def page_body(page: Page, *, viewer: User) -> dict[str, object]:
     return {
         "result": "success",
-        "messages": messages_out(page.messages, viewer_id=viewer.pk),
+        "messages": messages_out(page.messages, viewer_id=viewer.pk, mentions=page.mentions),
         "has_more": page.has_more,
     }
 
@@ -95,45 +93,83 @@ def _user(request: HttpRequest) -> User:
 
 
 @router.get(
-    "/my-rooms/", response={200: RoomListEnvelope, **errors(401)}, summary="Rooms I am a member of"
+    "/my-rooms/",
+    response={200: RoomListEnvelope, **errors(401)},
+    summary="Rooms I am a member of, latest activity first",
 )
 def my_rooms(request: HttpRequest) -> dict[str, object]:
-    rooms = selectors.room_list_for_user(user=_user(request))
+    user = _user(request)
+    views = selectors.room_views(user=user)
     return {
         "result": "success",
-        "rooms": [room_out(r, viewer=_user(request)) for r in rooms],
-        "total_count": len(rooms),
+        "rooms": [room_out(v, viewer_id=user.pk) for v in views],
+        "total_count": len(views),
     }
 
 
 @router.post("/rooms/", response={201: RoomEnvelope, **errors(401, 415)}, summary="Create a room")
 def create_room(request: HttpRequest, payload: RoomIn) -> Status[dict[str, object]]:
     room = services.room_create(owner=_user(request), name=payload.name)
-    room = access_room(room_id=room.pk, user=_user(request))
-    return Status(201, {"result": "success", "room": room_out(room, viewer=_user(request))})
+    return Status(201, _room_body(request, room.pk))
 
 
 @router.get(
     "/rooms/{uuid:room_id}/", response={200: RoomEnvelope, **errors(401, 404)}, summary="A room"
 )
 def get_room(request: HttpRequest, room_id: UUID) -> dict[str, object]:
-    room = access_room(room_id=room_id, user=_user(request))
-    return {"result": "success", "room": room_out(room, viewer=_user(request))}
+    return _room_body(request, room_id)
 
 
 @router.patch(
     "/rooms/{uuid:room_id}/",
     response={200: RoomEnvelope, **errors(401, 403, 404, 415)},
-    summary="Change a room's settings (owner only)",
+    summary="Rename a room, or turn the assistant's answers to mentions on or off (owner only)",
+    description=(
+        "Fields left out stay as they are. Members' `/ws/me/` get `room_updated`; a change of "
+        "`ai_mentions` also sends `room_settings` on the room's socket."
+    ),
 )
-def patch_room(request: HttpRequest, room_id: UUID, payload: RoomPatchIn) -> dict[str, object]:
-    if payload.ai_mentions is None:
-        room = access_room(room_id=room_id, user=_user(request))
-    else:
-        room = services.room_set_ai_mentions(
-            room_id=room_id, actor=_user(request), enabled=payload.ai_mentions
-        )
-    return {"result": "success", "room": room_out(room, viewer=_user(request))}
+def update_room(request: HttpRequest, room_id: UUID, payload: RoomPatchIn) -> dict[str, object]:
+    services.room_update(
+        room_id=room_id, actor=_user(request), name=payload.name, ai_mentions=payload.ai_mentions
+    )
+    return _room_body(request, room_id)
+
+
+@router.delete(
+    "/rooms/{uuid:room_id}/",
+    response={200: OkOut, **errors(401, 403, 404)},
+    summary="Delete a room with its chat and AI sessions (owner only)",
+    description=(
+        "Replies being written stop; every socket on the room and its sessions is closed with "
+        "4404; members get `room_removed` (`deleted`) on `/ws/me/`. Usage records stay."
+    ),
+)
+def delete_room(request: HttpRequest, room_id: UUID) -> dict[str, object]:
+    services.room_delete(room_id=room_id, actor=_user(request))
+    return {"result": "success"}
+
+
+@router.post(
+    "/rooms/{uuid:room_id}/read/",
+    response={200: ReadOut, **errors(401, 404, 415)},
+    summary="Move my read marker of the room's chat forward",
+    description=(
+        "The marker moves forward to `message_id` (never back, never past the last message); "
+        "the answer has the counts that follow. The user's other `/ws/me/` sockets get `read`."
+    ),
+)
+def mark_read(request: HttpRequest, room_id: UUID, payload: ReadIn) -> dict[str, object]:
+    state = services.room_mark_read(
+        room_id=room_id, user=_user(request), message_id=payload.message_id
+    )
+    return {
+        "result": "success",
+        "room_id": state.room_id,
+        "last_read_message_id": state.last_read_message_id,
+        "unread_count": state.unread_count,
+        "mention_count": state.mention_count,
+    }
 
 
 @router.post(
@@ -144,10 +180,8 @@ def patch_room(request: HttpRequest, room_id: UUID, payload: RoomPatchIn) -> dic
 def add_participant(
     request: HttpRequest, room_id: UUID, payload: ParticipantIn
 ) -> dict[str, object]:
-    room = services.room_add_participant(
-        room_id=room_id, actor=_user(request), username=payload.username
-    )
-    return {"result": "success", "room": room_out(room, viewer=_user(request))}
+    services.room_add_participant(room_id=room_id, actor=_user(request), username=payload.username)
+    return _room_body(request, room_id)
 
 
 @router.delete(
@@ -156,10 +190,13 @@ def add_participant(
     summary="Remove a participant (owner), or leave the room (that participant)",
 )
 def remove_participant(request: HttpRequest, room_id: UUID, username: str) -> dict[str, object]:
-    room = services.room_remove_participant(
-        room_id=room_id, actor=_user(request), username=username
-    )
-    return {"result": "success", "room": room_out(room, viewer=_user(request))}
+    user = _user(request)
+    room = services.room_remove_participant(room_id=room_id, actor=user, username=username)
+    if room.owner_id != user.pk and not room.participants.filter(pk=user.pk).exists():
+        # The caller left: the room as it is now, with nothing of it theirs to count.
+        left = RoomView(room, 0, 0, 0, None, [])
+        return {"result": "success", "room": room_out(left, viewer_id=user.pk)}
+    return _room_body(request, room_id)
 
 
 @router.get(

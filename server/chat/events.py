@@ -34,6 +34,8 @@ class MessageOut(BaseModel):
     timestamp: str
     is_self: bool
     is_ai: bool
+    # The members the message names with @username (SPEC 9.2), in the order it names them.
+    mentions: list[str] = []
     note: dict[str, Any] | None = Field(
         default=None,
         exclude_if=_null,
@@ -73,15 +75,21 @@ def add_message_details(source: MessageDetails) -> None:
         _detail_sources.append(source)
 
 
-def messages_out(messages: Sequence[Message], *, viewer_id: int | None) -> list[MessageOut]:
-    """Messages as history shows them, each with what the other apps add to it."""
+def messages_out(
+    messages: Sequence[Message],
+    *,
+    viewer_id: int | None,
+    mentions: Mapping[int, list[str]] | None = None,
+) -> list[MessageOut]:
+    """Messages as history shows them (with the members each mentions, by message id), each
+    with what the other apps add to it."""
     extra: dict[int, dict[str, Any]] = {}
     for source in _detail_sources:
         for message_id, details in source(messages).items():
             extra.setdefault(message_id, {}).update(details)
     out = []
     for m in messages:
-        item = message_out(m, viewer_id=viewer_id)
+        item = message_out(m, viewer_id=viewer_id, mentions=(mentions or {}).get(m.pk))
         fields = extra.get(m.pk)
         out.append(MessageOut(**{**item.model_dump(), **fields}) if fields else item)
     return out
@@ -101,7 +109,9 @@ class RoomSettingsFrame(BaseModel):
     username: str
 
 
-def message_out(message: Message, *, viewer_id: int | None) -> MessageOut:
+def message_out(
+    message: Message, *, viewer_id: int | None, mentions: list[str] | None = None
+) -> MessageOut:
     return MessageOut(
         message_id=message.pk,
         message=message.content,
@@ -110,12 +120,15 @@ def message_out(message: Message, *, viewer_id: int | None) -> MessageOut:
         is_self=message.sender_id == viewer_id,
         is_ai=message.sender.username == settings.AI_USERNAME,
         note=message.note,
+        mentions=mentions or [],
     )
 
 
-def chat_message_frames(message: Message) -> tuple[dict[str, object], dict[str, object]]:
+def chat_message_frames(
+    message: Message, *, mentions: list[str] | None = None
+) -> tuple[dict[str, object], dict[str, object]]:
     """The frame for everyone else, and the one for the sender's own sockets (with client_id)."""
-    base = message_out(message, viewer_id=None).model_dump()
+    base = message_out(message, viewer_id=None, mentions=mentions).model_dump()
     others = ChatMessageFrame(**base).model_dump(exclude_none=True)
     mine = ChatMessageFrame(**{**base, "is_self": True}, client_id=message.client_id).model_dump(
         exclude_none=True

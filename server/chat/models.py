@@ -75,3 +75,51 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender_id}: {self.content[:40]}"
+
+
+class ReadMarker(models.Model):
+    """How far a member has read a room's chat: every room-chat message up to and including
+    `last_read_message_id` is read. It only moves forward (chat.reads.read_mark)."""
+
+    room = models.ForeignKey(ChatRoom, on_delete=models.CASCADE, related_name="read_markers")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="read_markers"
+    )
+    last_read_message_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "room"], name="chat_read_marker_user_room")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.room_id} up to {self.last_read_message_id}"
+
+
+class Mention(models.Model):
+    """A member named with `@username` in a message (SPEC 9.2). `room` and `in_room_chat` are
+    the message's own, kept here so that counting a member's unread mentions in a room reads
+    this table's index alone."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mentions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mentions"
+    )
+    room = models.ForeignKey(ChatRoom, on_delete=models.CASCADE, related_name="+")
+    in_room_chat = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["user", "room", "message"],
+                condition=Q(in_room_chat=True),
+                name="chat_mention_unread",
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user"], name="chat_mention_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.message_id}"

@@ -2,29 +2,182 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
-from chat.access import member_rooms, with_people
+from chat.access import member_filter, member_rooms, with_people
 from chat.conversations import Conversation
-from chat.models import ChatRoom, Message
+from chat.models import ChatRoom, Mention, Message, ReadMarker
+from core import sockets
 from core.db import fetch_one
-from core.errors import ValidationFailed
+from core.errors import NotFound, ValidationFailed
+
+PREVIEW_CHARS = 140
 
 
-def room_list_for_user(*, user: User) -> list[ChatRoom]:
-    """The rooms `user` is a member of, newest first (two queries whatever their number)."""
-    ids = member_rooms(user).values("pk")
-    return list(with_people(ChatRoom.objects.filter(pk__in=ids)).order_by("-created_at", "-pk"))
+def preview(text: str) -> str:
+    """A message as one line of plain text, at most PREVIEW_CHARS characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= PREVIEW_CHARS else line[: PREVIEW_CHARS - 1] + "…"
+
+
+def _counted(qs: QuerySet[Message] | QuerySet[Mention]) -> Coalesce:
+    return Coalesce(
+        Subquery(qs.order_by().values("room").annotate(n=Count("pk")).values("n")[:1]),
+        Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def with_activity(qs: QuerySet[ChatRoom], *, user_id: int) -> QuerySet[ChatRoom]:
+    """Rooms annotated, in the same query, with what `user_id` has not read of their chat:
+    `last_read` (the read marker, 0 if none), `unread` (room-chat messages of others after
+    it), `mentions_unread` (of those, the ones naming the user) and `last_message_id`."""
+    marker = ReadMarker.objects.filter(room=OuterRef("pk"), user_id=user_id)
+    room_chat = Message.objects.filter(room=OuterRef("pk"), ai_session__isnull=True)
+    return qs.annotate(
+        last_read=Coalesce(
+            Subquery(marker.values("last_read_message_id")[:1]),
+            Value(0),
+            output_field=IntegerField(),
+        ),
+        last_message_id=Subquery(room_chat.order_by("-id").values("id")[:1]),
+    ).annotate(
+        unread=_counted(room_chat.filter(id__gt=OuterRef("last_read")).exclude(sender_id=user_id)),
+        mentions_unread=_counted(
+            Mention.objects.filter(
+                room=OuterRef("pk"),
+                user_id=user_id,
+                in_room_chat=True,
+                message_id__gt=OuterRef("last_read"),
+            )
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RoomView:
+    """A room as one member sees it: its people, what they have not read, its last message
+    and who of its members is online (SPEC 9.2, 9.3)."""
+
+    room: ChatRoom
+    last_read_message_id: int
+    unread_count: int
+    mention_count: int
+    last_message: Message | None
+    online: list[str]
+
+    @property
+    def activity_at(self) -> datetime:
+        return self.last_message.created_at if self.last_message else self.room.created_at
+
+
+def room_views(*, user: User, room_ids: Iterable[UUID] | None = None) -> list[RoomView]:
+    """The rooms `user` is a member of (those of `room_ids` only, if given), the one with the
+    latest activity (its last room-chat message, or its creation) first: three queries whatever
+    their number, and one look-up of who is online."""
+    qs = member_rooms(user)
+    if room_ids is not None:
+        qs = qs.filter(pk__in=list(room_ids))
+    rooms = list(
+        with_people(with_activity(ChatRoom.objects.filter(pk__in=qs.values("pk")), user_id=user.pk))
+    )
+    last_ids = [r.last_message_id for r in rooms if r.last_message_id]  # type: ignore[attr-defined]
+    last = (
+        Message.objects.filter(pk__in=last_ids).select_related("sender").in_bulk()
+        if last_ids
+        else {}
+    )
+    people = {r.pk: [r.owner, *r.participants.all()] for r in rooms}
+    online = sockets.online_among(p.pk for members in people.values() for p in members)
+    views = [
+        RoomView(
+            room=r,
+            last_read_message_id=r.last_read,  # type: ignore[attr-defined]
+            unread_count=r.unread,  # type: ignore[attr-defined]
+            mention_count=r.mentions_unread,  # type: ignore[attr-defined]
+            last_message=last.get(r.last_message_id),  # type: ignore[attr-defined]
+            online=sorted(p.username for p in people[r.pk] if p.pk in online),
+        )
+        for r in rooms
+    ]
+    views.sort(key=lambda v: (v.activity_at, v.room.pk.hex), reverse=True)
+    return views
+
+
+def room_view(*, user: User, room_id: UUID) -> RoomView:
+    """One room as `user` sees it; NotFound, as for a missing room, if not a member."""
+    found = room_views(user=user, room_ids=[room_id])
+    if not found:
+        raise NotFound("No such room.")
+    return found[0]
+
+
+@dataclass(frozen=True)
+class RoomCounts:
+    room_id: UUID
+    last_read_message_id: int
+    unread_count: int
+    mention_count: int
+    last_message_id: int
+
+
+def room_counts_for_user(*, user_id: int, room_id: UUID | None = None) -> list[RoomCounts]:
+    """What a `/ws/me/` socket keeps of each of its user's rooms (or of one), in one query."""
+    rooms = ChatRoom.objects.filter(member_filter(user_id))
+    if room_id is not None:
+        rooms = rooms.filter(pk=room_id)
+    rows = (
+        with_activity(ChatRoom.objects.filter(pk__in=rooms.values("pk")), user_id=user_id)
+        .order_by()
+        # The annotations of with_activity, which the type checker cannot see.
+        .values_list(  # type: ignore[misc]
+            "pk", "last_read", "unread", "mentions_unread", "last_message_id"
+        )
+    )
+    return [
+        RoomCounts(pk, read, unread, mentions, last or 0)
+        for pk, read, unread, mentions, last in rows
+    ]
+
+
+def room_counts_of(*, user_id: int, room_id: UUID) -> RoomCounts | None:
+    """One member's counts in one room; None if not a member."""
+    found = room_counts_for_user(user_id=user_id, room_id=room_id)
+    return found[0] if found else None
+
+
+def member_ids(*, room_id: UUID) -> list[int]:
+    """The owner and the participants of a room."""
+    owner = ChatRoom.objects.filter(pk=room_id).values_list("owner_id", flat=True).first()
+    if owner is None:
+        return []
+    through = ChatRoom.participants.through
+    others = through.objects.filter(chatroom_id=room_id).values_list("user_id", flat=True)
+    return [owner, *others]
+
+
+def room_ids_of(*, user_id: int) -> list[UUID]:
+    """The rooms a user is a member of."""
+    return list(
+        ChatRoom.objects.filter(member_filter(user_id)).values_list("pk", flat=True).distinct()
+    )
 
 
 @dataclass(frozen=True)
 class Page:
     messages: list[Message]
     has_more: bool
+    # The usernames each message of the page mentions, by message id (SPEC 9.2).
+    mentions: dict[int, list[str]] = field(default_factory=dict)
 
 
 def message_page(
@@ -49,11 +202,27 @@ def message_page(
         qs = qs.filter(id__lt=before)
     if after is not None:
         rows = list(qs.filter(id__gt=after).order_by("id")[: size + 1])
-        return Page(messages=rows[:size], has_more=len(rows) > size)
-    rows = list(qs.order_by("-id")[: size + 1])
-    page = rows[:size]
-    page.reverse()
-    return Page(messages=page, has_more=len(rows) > size)
+        page = rows[:size]
+    else:
+        rows = list(qs.order_by("-id")[: size + 1])
+        page = rows[:size]
+        page.reverse()
+    return Page(messages=page, has_more=len(rows) > size, mentions=mentions_of(page))
+
+
+def mentions_of(messages: list[Message]) -> dict[int, list[str]]:
+    """The usernames each message mentions, by message id, in one query (none for no messages)."""
+    if not messages:
+        return {}
+    found: dict[int, list[str]] = {}
+    rows = (
+        Mention.objects.filter(message_id__in=[m.pk for m in messages])
+        .order_by("id")
+        .values_list("message_id", "user__username")
+    )
+    for message_id, username in rows:
+        found.setdefault(message_id, []).append(username)
+    return found
 
 
 def _client_id_is_known(*, sender: User, client_id: str) -> bool:

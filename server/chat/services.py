@@ -9,30 +9,36 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import user_get_by_username, user_is_assistant
+from chat import workspace
 from chat.access import (
     access_room,
     can_manage_members,
     can_manage_room,
     can_remove,
+    is_member,
     member_filter,
 )
 from chat.conversations import Conversation
 from chat.events import RoomSettingsFrame
-from chat.models import ChatRoom, Message
+from chat.models import ChatRoom, Mention, Message, ReadMarker
+from chat.rooms import room_json
+from chat.selectors import room_counts_of, room_view
 from core import closecodes
 from core.db import fetch_one
 from core.errors import EmptyMessage, Forbidden, MessageTooLong, NotFound, ValidationFailed
 from core.events import control_event, frame_event, publish_on_commit
-from core.groups import user_group
+from core.groups import room_group, session_group, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +46,77 @@ ROOM_NAME_MAX = 100
 CLIENT_ID_MAX = 64
 
 
-def room_create(*, owner: User, name: str) -> ChatRoom:
+def _room_name(name: str) -> str:
     name = name.strip()
     if not name:
         raise ValidationFailed("name: must not be empty.")
     if len(name) > ROOM_NAME_MAX:
         raise ValidationFailed(f"name: at most {ROOM_NAME_MAX} characters.")
-    room = ChatRoom.objects.create(owner=owner, name=name)
+    return name
+
+
+@transaction.atomic
+def room_create(*, owner: User, name: str) -> ChatRoom:
+    room = ChatRoom.objects.create(owner=owner, name=_room_name(name))
+    workspace.announce_room_added(
+        user_id=owner.pk, room=room_json(room_view(user=owner, room_id=room.pk), viewer_id=owner.pk)
+    )
     logger.info("Room %s created by user %s", room.pk, owner.pk)
     return room
+
+
+@transaction.atomic
+@transaction.atomic
+def room_update(
+    *, room_id: UUID, actor: User, name: str | None = None, ai_mentions: bool | None = None
+) -> ChatRoom:
+    """The owner renames the room and/or turns the assistant's answers to `@AI_Assistant` in
+    its chat on or off (SPEC 9.2, 10.3). What is left None stays. Every member's `/ws/me/`
+    gets `room_updated`; a change of `ai_mentions` also reaches the room's socket as
+    `room_settings`."""
+    room = access_room(room_id=room_id, user=actor)
+    if not can_manage_room(user=actor, room=room):
+        raise Forbidden("Only the room's owner can change the room.")
+    fields = []
+    if name is not None:
+        room.name = _room_name(name)
+        fields.append("name")
+    if ai_mentions is not None and ai_mentions != room.ai_mentions:
+        room.ai_mentions = ai_mentions
+        fields.append("ai_mentions")
+        frame = RoomSettingsFrame(
+            room_id=str(room.pk), ai_mentions=ai_mentions, username=actor.username
+        )
+        publish_on_commit(frame_event(Conversation(room_id=room.pk).group, frame.model_dump()))
+    if not fields:
+        return room
+    room.save(update_fields=fields)
+    workspace.announce_room_updated(
+        room=room_json(room_view(user=actor, room_id=room.pk), viewer_id=actor.pk)
+    )
+    logger.info("Room %s: %s changed by user %s", room.pk, ", ".join(fields), actor.pk)
+    return room
+
+
+@transaction.atomic
+def room_delete(*, room_id: UUID, actor: User) -> None:
+    """The owner deletes the room with its chat and its AI sessions (SPEC 9.2): a reply being
+    written stops, every socket on the room and its sessions is closed with 4404, every
+    member's `/ws/me/` gets `room_removed` (`deleted`). What the assistant's calls cost stays
+    recorded (llm.LlmUsage keeps its rows, without the room)."""
+    room = access_room(room_id=room_id, user=actor)
+    if not can_manage_room(user=actor, room=room):
+        raise Forbidden("Only the room's owner can delete it.")
+    # A room's sessions are the assistant's (llm), found here through the relation only.
+    groups = [room_group(room.pk)] + [
+        session_group(pk) for pk in room.ai_sessions.values_list("pk", flat=True)
+    ]
+    workspace.announce_room_deleted(room_id=room.pk)
+    for group in groups:
+        publish_on_commit(control_event(group, "stop"))
+        publish_on_commit(control_event(group, "close", code=closecodes.NOT_FOUND))
+    room.delete()
+    logger.info("Room %s deleted by user %s", room_id, actor.pk)
 
 
 @transaction.atomic
@@ -65,28 +133,29 @@ def room_add_participant(*, room_id: UUID, actor: User, username: str) -> ChatRo
         )
     if user.pk == room.owner_id:
         raise ValidationFailed("username: the owner is already a member.")
+    if room.participants.filter(pk=user.pk).exists():
+        return room
     room.participants.add(user)
+    # What was said before someone joined is not news to them.
+    last = (
+        Message.objects.filter(room=room, ai_session__isnull=True)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    ReadMarker.objects.update_or_create(
+        user=user, room=room, defaults={"last_read_message_id": last or 0}
+    )
+    workspace.announce_room_added(
+        user_id=user.pk, room=room_json(room_view(user=user, room_id=room.pk), viewer_id=user.pk)
+    )
+    workspace.announce_member(
+        kind="member_added", room_id=room.pk, user_id=user.pk, username=user.username
+    )
     return access_room(room_id=room_id, user=actor)
 
 
 @transaction.atomic
-def room_set_ai_mentions(*, room_id: UUID, actor: User, enabled: bool) -> ChatRoom:
-    """The owner turns AI_Assistant's answers to `@AI_Assistant` in the room's chat on or
-    off (SPEC 10.3); members on the room's socket get `room_settings`."""
-    room = access_room(room_id=room_id, user=actor)
-    if not can_manage_room(user=actor, room=room):
-        raise Forbidden("Only the room's owner can change its settings.")
-    if room.ai_mentions != enabled:
-        ChatRoom.objects.filter(pk=room.pk).update(ai_mentions=enabled)
-        room.ai_mentions = enabled
-        frame = RoomSettingsFrame(
-            room_id=str(room.pk), ai_mentions=enabled, username=actor.username
-        )
-        publish_on_commit(frame_event(Conversation(room_id=room.pk).group, frame.model_dump()))
-        logger.info("Room %s: AI mentions %s by user %s", room.pk, enabled, actor.pk)
-    return room
-
-
 @transaction.atomic
 def room_remove_participant(*, room_id: UUID, actor: User, username: str) -> ChatRoom:
     """The owner removes a participant, or a participant leaves. Their sockets on the room (and
@@ -102,15 +171,65 @@ def room_remove_participant(*, room_id: UUID, actor: User, username: str) -> Cha
     if not can_remove(actor=actor, room=room, target=target):
         raise Forbidden("Only the room's owner can remove other participants.")
     room.participants.remove(target)
+    ReadMarker.objects.filter(user=target, room=room).delete()
     publish_on_commit(
         control_event(
             user_group(target.pk), "close", code=closecodes.FORBIDDEN, room_id=str(room.pk)
         )
     )
+    workspace.announce_room_removed(
+        user_id=target.pk, room_id=room.pk, reason="left" if actor.pk == target.pk else "removed"
+    )
+    workspace.announce_member(
+        kind="member_removed", room_id=room.pk, user_id=target.pk, username=target.username
+    )
     logger.info("User %s left room %s (by user %s)", target.pk, room.pk, actor.pk)
     if actor.pk == target.pk:
         return room
     return access_room(room_id=room_id, user=actor)
+
+
+@dataclass(frozen=True)
+class ReadState:
+    room_id: UUID
+    last_read_message_id: int
+    unread_count: int
+    mention_count: int
+
+
+@transaction.atomic
+def room_mark_read(*, room_id: UUID, user: User, message_id: int) -> ReadState:
+    """Move the user's read marker of the room's chat forward to `message_id` (never back, and
+    never past the room's last message). When it moved, the user's other tabs and devices get
+    `read` on `/ws/me/`."""
+    if not is_member(user=user, room_id=room_id):
+        raise NotFound("No such room.")
+    last = (
+        Message.objects.filter(room_id=room_id, ai_session__isnull=True)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    ) or 0
+    target = min(message_id, last)
+    ReadMarker.objects.get_or_create(user=user, room_id=room_id)
+    moved = ReadMarker.objects.filter(
+        user=user, room_id=room_id, last_read_message_id__lt=target
+    ).update(last_read_message_id=target)
+    counts = room_counts_of(user_id=user.pk, room_id=room_id)
+    if counts is None:  # left the room meanwhile
+        raise NotFound("No such room.")
+    state = ReadState(
+        room_id, counts.last_read_message_id, counts.unread_count, counts.mention_count
+    )
+    if moved:
+        workspace.announce_read(
+            user_id=user.pk,
+            room_id=room_id,
+            last_read_message_id=state.last_read_message_id,
+            unread_count=state.unread_count,
+            mention_count=state.mention_count,
+        )
+    return state
 
 
 def _storable(text: str) -> bool:
@@ -192,6 +311,41 @@ def message_insert(
     message._state.adding = False
     message._state.db = connection.alias
     return message
+
+
+def mentions_record(*, message: Message, keys: list[str]) -> list[tuple[int, str]]:
+    """Record the members that `message` mentions (their username keys, in the order the text
+    names them, from chat.mentions.mentioned_keys) and return their ids and usernames in that
+    order.
+    Names that are not members of the message's room, and the sender's own, are not mentions.
+    Runs inside the transaction that stores the message, so a mention is never recorded
+    without its message or missed with it."""
+    if not keys:
+        return []
+    through = ChatRoom.participants.through
+    members = (
+        User.objects.filter(username_key__in=keys)
+        .filter(
+            Q(pk__in=ChatRoom.objects.filter(pk=message.room_id).values("owner_id"))
+            | Q(pk__in=through.objects.filter(chatroom_id=message.room_id).values("user_id"))
+        )
+        .exclude(pk=message.sender_id)
+        .values_list("pk", "username", "username_key")
+    )
+    found = {key: (pk, name) for pk, name, key in members}
+    named = [found[key] for key in keys if key in found]
+    Mention.objects.bulk_create(
+        [
+            Mention(
+                message=message,
+                user_id=pk,
+                room_id=message.room_id,
+                in_room_chat=message.ai_session_id is None,
+            )
+            for pk, _ in named
+        ]
+    )
+    return named
 
 
 def _columns() -> list[Any]:

@@ -222,6 +222,15 @@ else:
 # How often each process re-announces its group memberships (they expire in Redis after a day,
 # and vanish if Redis restarts).
 HUB_REFRESH_SECONDS: int = int_setting("HUB_REFRESH_SECONDS", 60)
+# A socket counts (towards its user's cap, and as the user being online) for this long after its
+# process last vouched for it; each process vouches every quarter of it. So the users of a
+# process that died are shown offline within 1.25x this (SPEC 9.3 asks for 60 s).
+PRESENCE_TTL_SECONDS: int = int_setting("PRESENCE_TTL_SECONDS", 40)
+if not 4 <= PRESENCE_TTL_SECONDS <= 48:
+    raise ImproperlyConfigured(
+        "PRESENCE_TTL_SECONDS must be 4 to 48, so that a dead process's users go offline "
+        "within 60 s."
+    )
 
 # --- Accounts and sessions ------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI, Schema
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 from ninja.security import APIKeyCookie
@@ -55,6 +55,16 @@ class ErrorOut(Schema):
     message: str
     retry_after: int | None = None
     errors: list[dict[str, Any]] | None = None
+    field: str | None = Field(None, description="The field a validation error is about.")
+    reasons: list[str] | None = Field(
+        None,
+        description=(
+            "Why the field was refused, as codes a client can say in its own words: for "
+            "sign-up, `taken`, `reserved`, `lookalike`, `invalid`, `required`, `too_long`, and "
+            "Django's password codes (`password_too_short`, `password_too_common`, "
+            "`password_entirely_numeric`, `password_too_similar`)."
+        ),
+    )
 
 
 class OkOut(Schema):

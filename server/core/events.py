@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 FRAME = "hub.frame"
 CONTROL = "hub.control"
+PERSONAL = "hub.personal"
 
 _collecting = threading.local()
 
@@ -48,8 +49,10 @@ def frame_event(
     sender_id: int | None = None,
     self_frame: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
+    skip_sender: bool = False,
 ) -> dict[str, Any]:
-    """A layer message carrying `frame` to the group; `self_frame` goes to the sender's sockets.
+    """A layer message carrying `frame` to the group; `self_frame` goes to the sender's sockets,
+    or, with `skip_sender`, nothing does (someone typing is not told so).
 
     `meta` travels beside the encoded frame to each subscriber (a socket joining mid-stream
     uses it to skip deltas it already has).
@@ -60,7 +63,16 @@ def frame_event(
     if self_frame is not None:
         event["self_frame"] = self_frame
         event["sender_id"] = sender_id
+    elif skip_sender:
+        event["skip_sender"] = True
+        event["sender_id"] = sender_id
     return event
+
+
+def personal_event(group: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A layer message whose frame each subscriber makes for its own user from `payload` (an
+    unread count, whether the user is the one mentioned): the hub hands it over unencoded."""
+    return {"type": PERSONAL, "group": group, "payload": payload}
 
 
 def control_event(group: str, action: str, **params: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from core import sockets
-from core.events import CONTROL, FRAME
+from core.events import CONTROL, FRAME, PERSONAL
 from core.serving import claim_async
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self._read(), name="hub-reader"),
             asyncio.create_task(self._refresh(), name="hub-refresher"),
+            asyncio.create_task(self._vouch(), name="hub-presence"),
         ]
         self._started = True
 
@@ -118,11 +119,20 @@ class Hub:
             meta = message.get("meta")
             if "self_frame" in message:
                 self_text = encode(message["self_frame"])
+            skip_sender = message.get("skip_sender", False)
             for member in list(members):
-                if self_text is not None and member.user_id == sender_id:
-                    member.deliver(self_text, meta)
-                else:
+                if member.user_id != sender_id:
                     member.deliver(text, meta)
+                elif self_text is not None:
+                    member.deliver(self_text, meta)
+                elif not skip_sender:
+                    member.deliver(text, meta)
+        elif kind == PERSONAL:
+            payload = message["payload"]
+            for member in list(members):
+                personal = getattr(member, "personal", None)
+                if personal is not None:
+                    personal(payload)
         elif kind == CONTROL:
             for member in list(members):
                 member.control(message["action"], message.get("params") or {})
@@ -171,19 +181,32 @@ class Hub:
 
     async def _refresh(self) -> None:
         # Group memberships expire in Redis (channels-redis group_expiry) and vanish when Redis
-        # restarts; re-announcing them keeps a long-lived process subscribed. The same goes for
-        # this process's entries in the per-user socket count.
+        # restarts; re-announcing them keeps a long-lived process subscribed.
         while True:
             await asyncio.sleep(settings.HUB_REFRESH_SECONDS)
             await self._rejoin()
+
+    async def _vouch(self) -> None:
+        # This process's entries in the shared socket registry expire unless renewed, so the
+        # sockets of a process that died stop counting; every process also sweeps out the users
+        # left with no live socket, and one of them announces each (core.sockets).
+        while True:
+            await asyncio.sleep(sockets.refresh_interval())
+            subscribers = {m for members in self.groups.values() for m in members}
             live = {
                 (member.user_id, socket_id)
-                for members in self.groups.values()
-                for member in members
+                for member in subscribers
                 if (socket_id := getattr(member, "socket_id", None)) is not None
             }
+            on_rosters = {
+                entry for member in subscribers if (entry := getattr(member, "roster", None))
+            }
             try:
-                await sockets.refresh(live)
+                for user_id in await sockets.refresh(live):
+                    sockets.announce_soon(user_id, True)
+                for user_id in await sockets.sweep():
+                    sockets.announce_soon(user_id, False)
+                await sockets.announce_rosters(await sockets.roster_refresh(on_rosters))
             except Exception:
                 logger.warning("Could not refresh the socket registry", exc_info=True)
 

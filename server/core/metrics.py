@@ -39,7 +39,7 @@ RefusalReason = Literal["rate_limited", "budget_exceeded"]
 # that died does not leave its sockets counted forever.
 OPEN_SOCKETS = Gauge(
     "chat_open_sockets",
-    "WebSocket connections open now, by route (chat, llm).",
+    "WebSocket connections open now, by route (chat, llm, me).",
     ["route"],
     multiprocess_mode="livesum",
 )

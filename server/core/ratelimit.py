@@ -83,3 +83,25 @@ def check(scope: str, key: str, rate: str, *, message: str | None = None) -> Non
 def reset() -> None:
     """Forget every counter (tests, and `manage.py` operators after changing a rate)."""
     _limiter().storage.reset()
+    _once.clear()
+
+
+_once: dict[str, float] = {}
+
+
+async def once_per(key: str, seconds: float) -> bool:
+    """True for the first call with `key` in any `seconds`, on any server process; False for
+    the others (which count for nothing: the window starts at the call that passed)."""
+    if settings.REDIS_URL:
+        from core.redis_client import async_redis
+
+        name = f"{_key_prefix()}:once:{key}"
+        return bool(await async_redis().set(name, 1, nx=True, px=int(seconds * 1000)))
+    now = time.monotonic()
+    if _once.get(key, 0.0) > now:
+        return False
+    if len(_once) > 10_000:  # forget the windows that ended
+        for stale in [k for k, until in _once.items() if until <= now]:
+            del _once[stale]
+    _once[key] = now + seconds
+    return True

@@ -30,3 +30,20 @@ def async_redis() -> Any:
         )
         client = _clients[loop] = redis.asyncio.Redis(connection_pool=pool)
     return client
+
+
+_sync_client: Any = None
+
+
+def sync_redis() -> Any:
+    """A redis-py client for REDIS_URL for synchronous code (views, database threads), shared
+    by the process's threads (redis-py's pool is thread-safe)."""
+    import redis
+
+    global _sync_client
+    if _sync_client is None:
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL, max_connections=MAX_CONNECTIONS, timeout=POOL_TIMEOUT_SECONDS
+        )
+        _sync_client = redis.Redis(connection_pool=pool)
+    return _sync_client

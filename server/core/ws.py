@@ -47,6 +47,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Frames queued for one socket before it is judged too slow and disconnected.
 OUTBOX_FRAMES = 2000
+PONG = {"type": "pong"}
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -67,7 +68,8 @@ async def refuse(receive: Receive, send: Send, code: int) -> None:
 
 
 def socket_route(scope: Scope) -> str:
-    """The route of a socket for metrics: "chat" for /ws/chat/..., "llm" for /ws/llm/..."""
+    """The route of a socket for metrics: "chat" for /ws/chat/..., "llm" for /ws/llm/..., "me"
+    for /ws/me/."""
     parts = str(scope.get("path", "")).strip("/").split("/")
     return parts[1] if len(parts) > 1 and parts[0] == "ws" else "other"
 
@@ -180,10 +182,13 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         hub = get_hub()
         groups = [user_group(self.user_id)]
         try:
-            if not await sockets.register(self.user_id, self.socket_id):
+            registered = await sockets.register(self.user_id, self.socket_id)
+            if not registered.allowed:
                 logger.warning("User %s is at the cap of open sockets", self.user_id)
                 raise Refused(closecodes.TOO_MANY_SOCKETS)
             self._registered = True
+            if registered.came_online:
+                sockets.announce_soon(self.user_id, True)
             # Join before checking access: an event that revokes access after the check can
             # then not slip past this socket. Frames wait in the outbox until the check passes.
             targets = await self.targets()
@@ -233,7 +238,8 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.hub_groups = []
         if getattr(self, "_registered", False):
             self._registered = False
-            await sockets.unregister(self.user_id, self.socket_id)
+            if await sockets.unregister(self.user_id, self.socket_id):
+                sockets.announce_soon(self.user_id, False)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self._closing = True
@@ -370,6 +376,11 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
             if not isinstance(frame, dict):
                 raise InvalidJson("The frame must be a JSON object.")
             frame_type = frame.get("type")
+            if frame_type == "ping":
+                # The client's heartbeat (SPEC 9.5): a socket that stops answering is dead to
+                # it even when the browser has not noticed.
+                self.send_frame(PONG)
+                return
             if not isinstance(frame_type, str) or frame_type not in self.frame_types:
                 raise UnknownType(f"Unknown message type: {str(frame_type)[:40]!r}.")
             handler = getattr(self, f"handle_{frame_type}")

@@ -38,9 +38,21 @@ def access_session(*, session_id: UUID, user: User, staff_sees_all: bool = False
 
 def can_end_session(*, user: User, session: AiChatSession) -> bool:
     """The room's owner, the session's creator or staff may end an active session."""
-    if not session.is_active:
-        return False
-    return user.is_staff or user.pk in (session.room.owner_id, session.created_by_id)
+    return may_end_session(
+        user_id=user.pk,
+        is_staff=user.is_staff,
+        is_active=session.is_active,
+        owner_id=session.room.owner_id,
+        creator_id=session.created_by_id,
+    )
+
+
+def may_end_session(
+    *, user_id: int, is_staff: bool, is_active: bool, owner_id: int, creator_id: int
+) -> bool:
+    """can_end_session from the ids alone (a `/ws/me/` socket tells each member whether they
+    may end a session announced to all of them)."""
+    return is_active and (is_staff or user_id in (owner_id, creator_id))
 
 
 def can_edit_session(*, user: User, session: AiChatSession) -> bool:

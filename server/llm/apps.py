@@ -7,8 +7,9 @@ class LlmConfig(AppConfig):
 
     def ready(self) -> None:
         from chat.events import add_message_details
-        from core import lifespan
+        from core import lifespan, sockets
         from llm import checks  # noqa: F401  (registers the system checks)
+        from llm.consumers import announce_viewers
         from llm.generation import resume_replies, stop_replies
         from llm.providers import warm_up
         from llm.threads import reply_details
@@ -19,3 +20,4 @@ class LlmConfig(AppConfig):
         lifespan.on_startup.append(warm_up)
         lifespan.on_startup.append(resume_replies)
         lifespan.on_shutdown.append(stop_replies)
+        sockets.on_roster_change(announce_viewers)

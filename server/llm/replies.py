@@ -26,6 +26,7 @@ from accounts.services import assistant_user
 from chat.conversations import Conversation
 from chat.events import chat_message_frames
 from chat.models import Message
+from chat.workspace import room_activity_event
 from core import metrics
 from core.errors import (
     AiNotConfigured,
@@ -329,8 +330,27 @@ def reply_finish(
     reply = (
         AiReply.objects.select_for_update(of=("self",))
         .select_related("session", "trigger")
-        .get(pk=claim.reply_id)
+        .filter(pk=claim.reply_id)
+        .first()
     )
+    if reply is None:
+        # Its room was deleted while it was written (chat.services.room_delete): nobody is
+        # left to read it, but the call cost what it cost.
+        if not called_provider:
+            return None
+        return call_record(
+            provider=claim.provider,
+            request=claim.request,
+            text=text,
+            usage=usage,
+            user_id=claim.user_id,
+            room_id=None,
+            quota_group_id=claim.quota_group_id,
+            ttft_ms=ttft_ms,
+            latency_ms=latency_ms,
+            finish_reason=finish_reason,
+            error_code="room_deleted",
+        )
     if reply.status != AiReply.Status.STREAMING:
         # Already closed (e.g. as interrupted by another process after a lock expiry).
         return None
@@ -410,6 +430,8 @@ def _reply_close(
         version, versions = threads.version_of(reply)
         fields = threads.reply_fields(reply, record=record, version=version, versions=versions)
         publish_on_commit(frame_event(group, {**others, **fields}))
+        if conversation.session_id is None:
+            publish_on_commit(room_activity_event(message, []))
     threads.queue_announce(conversation)
     if error is not None:
         publish_on_commit(frame_event(group, error_frame(error, ai=True)))
@@ -478,7 +500,7 @@ def call_record(
     text: str,
     usage: Usage | None,
     user_id: int,
-    room_id: UUID,
+    room_id: UUID | None,
     session_id: UUID | None = None,
     reply: AiReply | None = None,
     quota_group_id: int | None = None,

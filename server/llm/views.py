@@ -20,7 +20,7 @@ from chat.events import messages_out
 from chat.selectors import message_page
 from core.errors import ValidationFailed
 from llm import budgets, personas, selectors, services, summaries
-from llm.access import access_session, can_edit_session, can_end_session
+from llm.access import access_session
 from llm.models import AiChatSession, LlmUsage
 from llm.replies import usage_out
 from llm.schemas import (
@@ -33,24 +33,11 @@ from llm.schemas import (
     UsageQuery,
 )
 from llm.selectors import Totals, UsageGroup
+from llm.workspace import session_out
 
 
 def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
-
-
-def session_out(session: AiChatSession, *, viewer: User) -> dict[str, object]:
-    return {
-        "session_id": session.pk,
-        "room_uuid": session.room_id,
-        "room_name": session.room.name,
-        "created_at": session.created_at,
-        "is_active": session.is_active,
-        "created_by": session.created_by.username,
-        "can_end": can_end_session(user=viewer, session=session),
-        **services.session_settings_out(session).model_dump(exclude={"session_id"}),
-        "can_edit": can_edit_session(user=viewer, session=session),
-    }
 
 
 def session_detail(session: AiChatSession, *, viewer: User) -> dict[str, object]:
@@ -113,7 +100,7 @@ def session_messages(
         after=query.after,
         limit=query.limit,
     )
-    messages = messages_out(page.messages, viewer_id=_user(request).pk)
+    messages = messages_out(page.messages, viewer_id=_user(request).pk, mentions=page.mentions)
     return {"result": "success", "messages": messages, "has_more": page.has_more}
 
 

@@ -50,24 +50,43 @@ def test_pages_fit_phones_and_wide_screens(
     minji = person(username="minji")
     daniel = person(username="daniel", locale="en-US")
     room = minji.api("POST", "/api/chat/rooms/", {"name": "백엔드 팀"})["room"]
-    minji.api("POST", "/api/chat/rooms/", {"name": "프론트엔드 리뷰"})
-    minji.api("POST", f"/api/chat/rooms/{room['id']}/participants/", {"username": "daniel"})
+    review = minji.api("POST", "/api/chat/rooms/", {"name": "프론트엔드 리뷰"})["room"]
+    minji.api("POST", "/api/chat/rooms/", {"name": "인프라"})
+    for each in (room, review):
+        minji.api("POST", f"/api/chat/rooms/{each['id']}/participants/", {"username": "daniel"})
     room_path = f"/rooms/{room['id']}/"
     minji.open_chat(room_path)
     daniel.open_chat(room_path)
     for who, text in [
         (minji, "배포 전에 웹소켓 재연결 부분 한 번 더 볼까요?"),
         (daniel, "Sure, I saw a few duplicates after a network drop yesterday."),
-        (minji, "AI 세션 열어서 같이 물어봐요."),
+        (minji, "@daniel 로그 남아 있으면 공유해 주세요. AI 세션 열어서 같이 물어봐요."),
     ]:
         send(who, text)
         minji.page.locator("#messages li.msg .body", has_text=text).wait_for()
+    # daniel writes in another room while minji is away from it: unread and mention badges.
+    daniel.open_chat(f"/rooms/{review['id']}/")
+    for text in ["PR #42 리뷰 부탁드려요.", "@minji 모바일 레이아웃 확인 부탁해요 🙏"]:
+        send(daniel, text)
+        daniel.page.locator("#messages li.msg .body", has_text=text).wait_for()
 
     minji.goto("/rooms/")
-    minji.page.wait_for_selector("#room-list .room")
+    minji.page.locator("#room-list .count.mention").wait_for()
     shoot(minji, "rooms")
     minji.open_chat(room_path)
+    minji.page.locator("#room-nav .count.mention").wait_for()
+    daniel.open_chat(room_path)
+    daniel.page.click("#message-input")
+    # Typed as a person types: the server passes on one "typing" per person per 2 s, and
+    # daniel said he was typing in this room a moment ago.
+    daniel.page.keyboard.type("Here are the logs from yesterday's deploy", delay=120)
+    minji.page.locator("#typing", has_text="daniel").wait_for()
     shoot(minji, "room")
+    minji.page.keyboard.press("Control+k")
+    minji.page.locator("#switcher-input").type("리뷰")
+    minji.page.locator("#switcher-list li.active").wait_for()
+    shoot(minji, "switcher")
+    minji.page.keyboard.press("Escape")
 
     minji.page.click("#start-session")
     minji.page.wait_for_url(re.compile(r"/ai/[0-9a-f-]{36}/$"))
@@ -107,7 +126,10 @@ def test_pages_fit_phones_and_wide_screens(
     minji_phone.open_chat(session_path)
     minji_phone.page.locator("#messages li.msg.ai .codeblock").wait_for()
     shoot(minji_phone, "ai-session-phone")
-    for path in ("/rooms/", "/usage/", room_path):
+    minji_phone.goto("/rooms/")
+    minji_phone.page.locator("#room-list .count.mention").wait_for()
+    shoot(minji_phone, "rooms-phone")
+    for path in ("/usage/", room_path):
         minji_phone.goto(path)
         minji_phone.page.wait_for_load_state("networkidle")
         fits(minji_phone.page)

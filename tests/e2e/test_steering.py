@@ -182,7 +182,8 @@ def test_the_session_settings_panel_steers_the_next_reply(
     send(ben, "which-model are you?")
     replies(ben.page).filter(has_text="which-model").wait_for()
     assert upstream.request_for("which-model").body["model"] == "gpt-4o"
-    assert replies(ben.page).last.locator(".usage").inner_text().startswith("gpt-4o · ")
+    # The model shows as the reply streams; its tokens and cost once it is saved.
+    replies(ben.page).last.locator(".usage", has_text="gpt-4o · ").wait_for()
 
     # Instructions of the session's own.
     ana.page.select_option("#steer-persona", "")

@@ -113,6 +113,24 @@ def cluster(
         yield group
 
 
+@pytest.fixture
+async def peers() -> AsyncIterator[Any]:
+    """Open a member's real WebSocket to a server process (`await peers(server, path,
+    cookie)`); each is closed at the end of the test."""
+    from .test_scaleout import Peer
+
+    opened: list[Peer] = []
+
+    async def open_(server: Any, path: str, cookie: str) -> Peer:
+        peer = await Peer.open(server, path, cookie)
+        opened.append(peer)
+        return peer
+
+    yield open_
+    for peer in opened:
+        await peer.close()
+
+
 def end_server_connections(within: float = 5.0) -> None:
     """Wait for the stopped (or killed) servers' database sessions to go, so that the test
     database can be dropped at the end of the run; end any still there after `within` s.

@@ -88,20 +88,6 @@ class Peer:
         await self.conn.close()
 
 
-@pytest.fixture
-async def peers():
-    opened: list[Peer] = []
-
-    async def open_(server: Any, path: str, cookie: str) -> Peer:
-        peer = await Peer.open(server, path, cookie)
-        opened.append(peer)
-        return peer
-
-    yield open_
-    for peer in opened:
-        await peer.close()
-
-
 def _make_member(name: str) -> tuple[User, str]:
     user = User.objects.create_user(username=name, password=None)
     client = Client()

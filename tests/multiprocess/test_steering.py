@@ -17,7 +17,6 @@ from llm.tests.steering import say, until
 from testkit.upstream import Behavior
 
 from .test_scaleout import LONG_TEXT, Peer, make_room, start_session, stream_text
-from .test_scaleout import peers as peers  # the fixture
 
 pytestmark = [
     pytest.mark.redis,

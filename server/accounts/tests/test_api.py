@@ -110,3 +110,22 @@ def test_me_requires_sign_in(anon):
     r = anon.get("/api/auth/me/")
     assert r.status_code == 401
     assert r.json()["result"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "field", "reasons"),
+    [
+        ("ALICE", STRONG, "username", ["taken"]),
+        ("AI_Assistant", STRONG, "username", ["reserved"]),
+        ("a1ice", STRONG, "username", ["lookalike"]),
+        ("bad name!", STRONG, "username", ["invalid"]),
+        ("dana", "12345678", "password", ["password_too_common", "password_entirely_numeric"]),
+        ("dana", "short", "password", ["password_too_short"]),
+    ],
+)
+def test_signup_says_why_a_field_was_refused(anon, alice, username, password, field, reasons):
+    # Codes, so that a page can say it in its reader's language (issue 14).
+    body = anon.post_json("/api/auth/signup/", {"username": username, "password": password}).json()
+    assert body["code"] == "validation_error"
+    assert body["field"] == field
+    assert body["reasons"] == reasons

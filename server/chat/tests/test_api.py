@@ -47,13 +47,19 @@ def test_my_rooms_lists_member_rooms_newest_first(client_for, alice, bob, carol)
 def test_my_rooms_query_count_is_pinned(client_for, alice, make_user):
     for i in range(5):
         r = room_create(owner=alice, name=f"r{i}")
-        r.participants.add(make_user(), make_user())
+        people = [make_user(), make_user()]
+        r.participants.add(*people)
+        for n in range(3):
+            Message.objects.create(room=r, sender=people[n % 2], content=f"@alice m{n}")
     c = client_for(alice)
     c.get("/api/chat/my-rooms/")  # warm the session
     with CaptureQueriesContext(connection) as ctx:
-        assert c.get("/api/chat/my-rooms/").json()["total_count"] == 5
-    # session + user + rooms + participants
-    assert len(ctx.captured_queries) == 4
+        rooms = c.get("/api/chat/my-rooms/").json()["rooms"]
+    assert len(rooms) == 5
+    assert all(r["unread_count"] == 3 and r["last_message"] for r in rooms)
+    # session + user + rooms with their unread counts, mentions and last message ids (one
+    # query) + participants + the last messages
+    assert len(ctx.captured_queries) == 5
 
 
 def test_room_detail(client_for, room, bob):
@@ -127,7 +133,15 @@ def test_history_latest_page_oldest_first(client_for, room, alice, bob):
     assert [m["message_id"] for m in body["messages"]] == [m.pk for m in msgs[2:]]
     assert body["has_more"] is True
     first = body["messages"][0]
-    assert set(first) == {"message_id", "message", "username", "timestamp", "is_self", "is_ai"}
+    assert set(first) == {
+        "message_id",
+        "message",
+        "username",
+        "timestamp",
+        "is_self",
+        "is_ai",
+        "mentions",
+    }
     assert first["is_self"] is False
     assert first["timestamp"].endswith("+00:00")
 
@@ -160,8 +174,8 @@ def test_history_query_count_is_pinned(client_for, room, alice, bob):
     c.get("/api/auth/me/")
     with CaptureQueriesContext(connection) as ctx:
         assert len(c.get(f"/api/chat/rooms/{room.pk}/messages/").json()["messages"]) == 20
-    # session + user + room access (room, participants) + page
-    assert len(ctx.captured_queries) == 5
+    # session + user + room access (room, participants) + page + the page's mentions
+    assert len(ctx.captured_queries) == 6
 
 
 # --- the authorisation matrix -----------------------------------------------------------------

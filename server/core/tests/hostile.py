@@ -2,9 +2,10 @@
 
 A frame is `Frame(text=...)` or `Frame(data=...)` (a binary frame). `expected()` is SPEC 4.1
 restated independently of the server: an `error` frame with a code, the sender's own
-`chat_message` echo (and a saved message), or nothing (`stop_generation`). The sweeps ask
-nothing of the assistant, so a `regenerate` or `cancel_reply` naming a well-formed id finds no
-reply or waiting question (`not_found`).
+`chat_message` echo (and a saved message), or nothing (`stop_generation`, and `typing`, which
+reaches the others and never the typist's own sockets: SPEC 9.3). The sweeps ask nothing of
+the assistant, so a `regenerate` or `cancel_reply` naming a well-formed id finds no reply or
+waiting question (`not_found`).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def expected(frame: Frame, frame_types: frozenset[str]) -> Error | Echo | None:
     kind = value.get("type")
     if not isinstance(kind, str) or kind not in frame_types:
         return Error("unknown_type")
-    if kind == "stop_generation":
+    if kind in ("stop_generation", "typing"):
         return NOTHING
     if kind in ("regenerate", "cancel_reply"):
         target = value.get("message_id")

@@ -90,6 +90,7 @@ BODY = {
     "name": "=a room",
     "password": "=x",
     "monthly_usd": "=5",
+    "message_id": "=1",
 }
 
 
@@ -151,6 +152,9 @@ def test_the_sweep_finds_the_operations_that_take_ids():
     # The ones known today; more may come, none may go missing.
     assert swept >= {
         "GET /api/chat/rooms/{room_id}/",
+        "PATCH /api/chat/rooms/{room_id}/",
+        "DELETE /api/chat/rooms/{room_id}/",
+        "POST /api/chat/rooms/{room_id}/read/",
         "POST /api/chat/rooms/{room_id}/participants/",
         "DELETE /api/chat/rooms/{room_id}/participants/{username}/",
         "GET /api/chat/rooms/{room_id}/messages/",
@@ -159,7 +163,6 @@ def test_the_sweep_finds_the_operations_that_take_ids():
         "GET /api/llm/sessions/{session_id}/",
         "GET /api/llm/sessions/{session_id}/messages/",
         "POST /api/llm/sessions/{session_id}/deactivate/",
-        "PATCH /api/chat/rooms/{room_id}/",
         "POST /api/chat/rooms/{room_id}/summary/",
         "PATCH /api/llm/sessions/{session_id}/",
     }

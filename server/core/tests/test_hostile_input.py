@@ -35,7 +35,7 @@ pytestmark = pytest.mark.django_db
 # Sockets run on other threads than the test, so their tests need committed data.
 sockets = pytest.mark.django_db(transaction=True)
 
-CHAT_TYPES = frozenset({"chat_message", "stop_generation", "regenerate", "cancel_reply"})
+CHAT_TYPES = frozenset({"chat_message", "typing", "stop_generation", "regenerate", "cancel_reply"})
 
 
 @pytest.fixture(autouse=True)

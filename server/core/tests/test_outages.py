@@ -88,6 +88,7 @@ async def test_socket_gets_an_error_frame_while_the_database_is_down_and_stays_o
     r = await sync_to_async(c.post_json)("/api/llm/start_session/", {"room_uuid": str(room.pk)})
     sock = await ws(f"/ws/llm/{r.json()['session_id']}/", alice)
     await sock.recv_type("ai_joined")
+    await sock.recv_type("session_viewers")
     database.cut()
     await sock.send_json_to({"type": "chat_message", "message": "lost?"})
     err = await sock.recv()

@@ -101,7 +101,7 @@ def test_server_errors_are_json_without_traceback(client_for, alice, monkeypatch
     def boom(**kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(selectors, "room_list_for_user", boom)
+    monkeypatch.setattr(selectors, "room_views", boom)
     c = client_for(alice)
     c.raise_request_exception = False
     r = c.get("/api/chat/my-rooms/")

@@ -19,10 +19,13 @@ PERSONA_START = "당신은 개발자 채팅방에 참여한"
 
 
 async def reply_frames(sock, wait=5):
-    """Frames up to and including the assistant's final chat_message."""
+    """Frames up to and including the assistant's final chat_message (without who is viewing
+    the session, a frame of SPEC 9.3 that a seed-only client ignores)."""
     frames = []
     while True:
         f = await sock.recv(wait)
+        if f["type"] == "session_viewers":
+            continue
         frames.append(f)
         if f["type"] == "chat_message" and f["is_ai"]:
             return frames

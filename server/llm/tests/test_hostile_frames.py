@@ -28,7 +28,7 @@ from testkit.upstream import Behavior
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-AI_TYPES = frozenset({"chat_message", "stop_generation"})
+AI_TYPES = frozenset({"chat_message", "typing", "stop_generation", "regenerate", "cancel_reply"})
 
 
 @pytest.fixture

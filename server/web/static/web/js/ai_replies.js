@@ -18,14 +18,14 @@ import { questionText, threadLine, usageLine } from "./threads.js";
 // Replies that ended early are retried; others are regenerated (the same frame).
 const RETRY_REASONS = new Set(["stopped", "error", "interrupted"]);
 
-const GREETING_MS = 4000;
-
 export class AiReplies {
-  // `onReplyEnd()` runs when a reply has ended, e.g. to show the usage it added.
-  constructor(live, { onReplyEnd = () => {} } = {}) {
+  // `onReplyEnd()` runs when a reply has ended, e.g. to show the usage it added. The greeting
+  // (`ai_joined`, on every connect) shows once per `onceKey` in this browser.
+  constructor(live, { onReplyEnd = () => {}, onceKey = null } = {}) {
     this.live = live;
     this.list = live.list;
     this.onReplyEnd = onReplyEnd;
+    this.onceKey = onceKey;
     this.thinkingLine = $("#thinking");
     this.thinkingText = $("#thinking-text");
     this.stopButton = $("#stop-button");
@@ -42,7 +42,7 @@ export class AiReplies {
     this.list.aiParts = (msg) => this.parts(msg);
     this.list.onShown = (msg, el) => this.shown(msg, el);
 
-    live.on("ai_joined", (frame) => this.greet(frame));
+    live.on("ai_joined", () => this.greet());
     live.on("ai_thinking", () => this.setThinking(true));
     live.on("ai_stream_start", (frame) => this.start(frame));
     live.on("ai_stream_delta", (frame) => this.delta(frame));
@@ -74,11 +74,20 @@ export class AiReplies {
     });
   }
 
-  greet(frame) {
+  // A line at the top of the conversation, in its flow (it covers nothing), the first time
+  // this browser opens the session; never again on a reload or a reconnect.
+  greet() {
     if (this.greeted) return;
     this.greeted = true;
-    const el = this.live.notices.show(gettext("%(name)s has joined the conversation.", { name: frame.username || this.live.aiName }), { kind: "info", key: "joined" });
-    setTimeout(() => el.remove(), GREETING_MS);
+    const note = $("#joined-note");
+    if (!note || !this.onceKey) return;
+    try {
+      if (localStorage.getItem(this.onceKey) !== null) return;
+      localStorage.setItem(this.onceKey, "1");
+    } catch {
+      // Storage refused (private mode): the line shows once per page.
+    }
+    note.hidden = false;
   }
 
   update() {

@@ -1,26 +1,42 @@
 // The box a message is written in: Enter sends, Shift+Enter starts a new line, the counter
 // appears near the limit, and a rate limit holds sending until its retry_after has passed.
+// Typing `@` offers the members' names (mentions.js); `onType` hears every keystroke that
+// changes the text, so the page can say its user is typing.
 import { gettext } from "./i18n.js";
+import { MentionPicker } from "./mentions.js";
 
 export class Composer {
-  constructor({ form, input, sendButton, counter, max, onSend }) {
-    Object.assign(this, { input, sendButton, counter, max, onSend });
+  constructor({ form, input, sendButton, counter, max, me, onSend, onType = () => {} }) {
+    Object.assign(this, { input, sendButton, counter, max, onSend, onType });
     this.enabled = true;
     this.holdTimer = null;
     this.holdUntil = 0;
+    this.picker = new MentionPicker(input, { me });
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submit();
     });
     input.addEventListener("keydown", (event) => {
+      if (this.picker.handleKey(event)) {
+        event.preventDefault();
+        return;
+      }
       // Enter while an IME is composing (Korean, Japanese...) confirms the syllable, not the message.
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
         event.preventDefault();
         this.submit();
       }
     });
-    input.addEventListener("input", () => this.refresh());
+    input.addEventListener("input", () => {
+      this.refresh();
+      if (this.input.value.trim()) this.onType();
+    });
     this.refresh();
+  }
+
+  // The names `@` offers.
+  setMembers(names) {
+    this.picker.setMembers(names);
   }
 
   submit() {

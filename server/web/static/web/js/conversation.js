@@ -14,6 +14,7 @@ import { gettext, lang } from "./i18n.js";
 import { MessageList } from "./messages.js";
 import { Notices, sentence } from "./notices.js";
 import { CLOSE, LiveSocket } from "./socket.js";
+import { Typing } from "./typing.js";
 
 // Codes that mean "this message was refused and not stored" (SPEC 4.1, 7.3).
 const REFUSED_SEND_CODES = new Set([
@@ -32,6 +33,7 @@ const STATE_LABELS = new Map([
   ["open", gettext("Connected")],
   ["connecting", gettext("Connecting…")],
   ["reconnecting", gettext("Reconnecting…")],
+  ["offline", gettext("Offline: waiting for the network…")],
 ]);
 
 export function connectionLabel(state, delay) {
@@ -51,13 +53,21 @@ export class LiveConversation {
     this.errorHandlers = new Map();
     this.closeHandlers = new Map();
     this.openHooks = [];
+    this.unreadHooks = [];
+    this.syncHooks = [];
+    this.synced = false;
+    // What the reader has not read of this conversation (room chat): `atOpen` is the count when
+    // the page opened, before anything on screen was marked read; `count` is the count now.
+    this.unread = { atOpen: 0, count: 0, lastReadId: 0 };
     this.notices = new Notices($("#notices"));
     this.status = $("#conn-status");
+    this.typing = new Typing($("#typing"), { send: (frame) => this.send(frame) });
     this.list = new MessageList({
       list: $("#messages"),
       tail: $("#tail"),
       scroller: $("#scroller"),
       olderButton: $("#load-older"),
+      empty: $("#empty"),
       historyPath,
       me: this.me,
       aiName: this.aiName,
@@ -70,7 +80,12 @@ export class LiveConversation {
       sendButton: $("#send-button"),
       counter: $("#char-counter"),
       max: this.maxChars,
-      onSend: (text) => this.transmit(this.list.addPending(text), text),
+      me: this.me,
+      onSend: (text) => {
+        this.typing.sent();
+        this.transmit(this.list.addPending(text), text);
+      },
+      onType: () => this.typing.typed(),
     });
     this.socket = new LiveSocket(socketPath, {
       onFrame: (frame) => this.dispatch(frame),
@@ -83,10 +98,18 @@ export class LiveConversation {
       onState: (state, delay) => {
         this.status.dataset.state = state;
         this.status.textContent = connectionLabel(state, delay);
+        if (state !== "open") this.typing.clear();
       },
     });
     // The echo of one's own message and the messages of others alike.
-    this.on("chat_message", (frame) => this.list.confirm(frame));
+    this.on("chat_message", (frame) => {
+      this.typing.gone(frame.username);
+      this.list.confirm(frame);
+    });
+    // Several people typing at once come in one frame (`usernames`).
+    this.on("typing", (frame) => {
+      for (const name of frame.usernames || [frame.username]) this.typing.heard(name);
+    });
     this.on("error", (frame) => this.reportError(frame));
     this.onError("rate_limited", (frame) => this.rateLimited(frame));
     this.onClose(CLOSE.NOT_AUTHENTICATED, () => toSignIn());
@@ -117,6 +140,28 @@ export class LiveConversation {
     return this;
   }
 
+  // `hook(first)` runs after the history is caught up: `first` the first time (the latest page).
+  onSynced(hook) {
+    this.syncHooks.push(hook);
+    return this;
+  }
+
+  // `hook(unread)` runs whenever `this.unread` changes (a page's "catch up" offer reads it).
+  onUnread(hook) {
+    this.unreadHooks.push(hook);
+    return this;
+  }
+
+  setUnread(change) {
+    Object.assign(this.unread, change);
+    for (const hook of this.unreadHooks) hook(this.unread);
+  }
+
+  // The members `@` offers in the composer.
+  setMembers(names) {
+    this.composer.setMembers(names);
+  }
+
   // --- the socket --------------------------------------------------------------------------
 
   start() {
@@ -143,6 +188,9 @@ export class LiveConversation {
   async syncAndFlush() {
     try {
       await this.list.sync();
+      const first = !this.synced;
+      this.synced = true;
+      for (const hook of this.syncHooks) hook(first);
     } catch (err) {
       if (err.status === 404) return;
       setTimeout(() => this.socket.isOpen && this.syncAndFlush(), SYNC_RETRY_MS);

@@ -1,5 +1,8 @@
-// What every page has: the sign-out button and the narrow-screen side-panel toggle.
+// What every page has: the sign-out button and the narrow-screen side-panel toggle; for a
+// signed-in user also the live workspace (`/ws/me/`, the tab's title) and Ctrl+K.
 import { api } from "./api.js";
+import { installSwitcher } from "./switcher.js";
+import { workspace } from "./workspace.js";
 
 const signOut = document.getElementById("sign-out");
 if (signOut) {
@@ -37,4 +40,9 @@ for (const toggle of document.querySelectorAll(".side-toggle")) {
       toggle.focus();
     }
   });
+}
+
+if (workspace) {
+  workspace.start();
+  installSwitcher();
 }

@@ -3,6 +3,11 @@
 // trying" (signed out, no longer a member, no such room, session ended) are final. Frames
 // numbered by the server (`seq`) that skip a number, or a `resync` frame, mean events were
 // lost on the way: the page is told to fetch history again, as after a reconnect.
+//
+// The state it reports is honest (SPEC 9.5): a socket can look open long after its network
+// went away, so the browser's `offline` event drops it at once, and a heartbeat (`ping`, which
+// the server answers with `pong`) that hears nothing back within HEARTBEAT_TIMEOUT_MS drops it
+// and reconnects.
 
 export const CLOSE = Object.freeze({
   NOT_AUTHENTICATED: 4401,
@@ -14,6 +19,8 @@ export const CLOSE = Object.freeze({
 const FINAL = new Set([CLOSE.NOT_AUTHENTICATED, CLOSE.FORBIDDEN, CLOSE.NOT_FOUND, CLOSE.SESSION_ENDED]);
 const FIRST_DELAY_MS = 500;
 const MAX_DELAY_MS = 15000;
+const HEARTBEAT_EVERY_MS = 15000;
+const HEARTBEAT_TIMEOUT_MS = 10000;
 
 export class LiveSocket {
   constructor(path, { onFrame, onOpen, onState, onFinal, onGap }) {
@@ -29,14 +36,69 @@ export class LiveSocket {
     this.timer = null;
     this.opened = 0;
     this.stopped = false;
+    this.offline = false;
+    this.started = false;
+    this.heartbeat = null;
+    this.silence = null;
     const hurry = () => {
       if (this.timer !== null && document.visibilityState === "visible") this.connectNow();
     };
-    window.addEventListener("online", hurry);
+    window.addEventListener("online", () => {
+      this.offline = false;
+      if (this.started && !this.stopped && this.ws === null) this.connectNow();
+    });
+    window.addEventListener("offline", () => this.wentOffline());
     document.addEventListener("visibilitychange", hurry);
   }
 
+  // The network is gone: the socket may not know yet, the page must.
+  wentOffline() {
+    if (!this.started || this.stopped) return;
+    this.offline = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.drop();
+    this.onState("offline");
+  }
+
+  // Forget the current socket (its late events are ignored) and close it.
+  drop() {
+    this.stopHeartbeat();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      try {
+        ws.close(4000);
+      } catch {
+        // already closing
+      }
+    }
+  }
+
+  startHeartbeat(ws) {
+    this.stopHeartbeat();
+    this.heartbeat = setInterval(() => {
+      if (this.ws !== ws) return;
+      ws.send(JSON.stringify({ type: "ping" }));
+      clearTimeout(this.silence);
+      // Any frame answers; none within the time-out means the connection is dead.
+      this.silence = setTimeout(() => {
+        if (this.ws !== ws) return;
+        this.drop();
+        this.schedule();
+      }, HEARTBEAT_TIMEOUT_MS);
+    }, HEARTBEAT_EVERY_MS);
+  }
+
+  stopHeartbeat() {
+    clearInterval(this.heartbeat);
+    clearTimeout(this.silence);
+    this.heartbeat = null;
+    this.silence = null;
+  }
+
   start() {
+    this.started = true;
     this.connect();
   }
 
@@ -54,6 +116,7 @@ export class LiveSocket {
     this.stopped = true;
     clearTimeout(this.timer);
     this.timer = null;
+    this.stopHeartbeat();
     if (this.ws) this.ws.close(1000);
   }
 
@@ -65,6 +128,11 @@ export class LiveSocket {
 
   connect() {
     if (this.stopped) return;
+    if (this.offline || navigator.onLine === false) {
+      this.offline = true;
+      this.onState("offline");
+      return;
+    }
     this.onState(this.opened ? "reconnecting" : "connecting");
     const ws = new WebSocket(this.url);
     this.ws = ws;
@@ -74,11 +142,13 @@ export class LiveSocket {
       this.seq = null;
       const reconnect = this.opened > 0;
       this.opened += 1;
+      this.startHeartbeat(ws);
       this.onState("open");
       this.onOpen(reconnect);
     });
     ws.addEventListener("message", (event) => {
       if (this.ws !== ws) return;
+      clearTimeout(this.silence);
       let frame;
       try {
         frame = JSON.parse(event.data);
@@ -92,11 +162,12 @@ export class LiveSocket {
         if (gap) this.onGap();
       }
       if (frame.type === "resync") this.onGap();
-      else this.onFrame(frame);
+      else if (frame.type !== "pong") this.onFrame(frame);
     });
     ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.stopHeartbeat();
       if (this.stopped) return;
       if (FINAL.has(event.code)) {
         this.stopped = true;

@@ -15,6 +15,42 @@ function showError(text) {
 
 let retryTimer = null;
 
+// Why the server refused a field (`reasons` of a validation_error), said in the page's language.
+function reasonText(reason) {
+  switch (reason) {
+    case "taken":
+      return gettext("That username is taken. Choose another.");
+    case "reserved":
+      return gettext("That username is reserved. Choose another.");
+    case "lookalike":
+      return gettext("That username looks too much like an existing one. Choose another.");
+    case "invalid":
+      return gettext("A username may hold only letters, digits and @ . + - _ characters.");
+    case "required":
+      return gettext("Enter a username and a password.");
+    case "too_long":
+      return gettext("A username has at most 150 characters.");
+    case "password_too_short":
+      return gettext("The password is too short: use at least 8 characters.");
+    case "password_too_common":
+      return gettext("This password is too common. Choose one that is harder to guess.");
+    case "password_entirely_numeric":
+      return gettext("The password cannot be only digits.");
+    case "password_too_similar":
+      return gettext("The password is too much like the username.");
+    default:
+      return null;
+  }
+}
+
+// A refused field as sentences the reader understands; the server's own text (without the
+// field's name in front) for a reason this page does not know.
+function validationText(err) {
+  const known = (err.body.reasons || []).map(reasonText).filter(Boolean);
+  if (known.length) return known.join(" ");
+  return err.message.replace(/^\w+: /, "");
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
@@ -53,9 +89,7 @@ form.addEventListener("submit", async (event) => {
       retryTimer = setInterval(tick, 500);
       return;
     }
-    // Validation messages (taken name, weak password) are the server's own, already in the
-    // request's language where Django translates them.
-    showError(err.code === "validation_error" ? err.message : sentence(err.code, { message: err.message }));
+    showError(err.code === "validation_error" ? validationText(err) : sentence(err.code, { message: err.message }));
   }
   button.disabled = false;
 });

@@ -1,18 +1,27 @@
-// A room: its live chat, its members (the owner adds and removes them) and its AI sessions.
-// `@AI_Assistant` in a message asks the assistant, which answers in the room (unless the owner
-// turned that off); with many messages unread, "Catch me up" summarises them for the reader.
+// A room: its live chat, its members (the owner adds and removes them; who is online shows as
+// a dot), its AI sessions, and, for the owner, renaming and deleting it and whether
+// `@AI_Assistant` answers in its chat. What happens outside the chat (members, sessions,
+// presence, renames) comes from `/ws/me/` (workspace.js).
+//
+// What the reader has not read: the room's JSON says how far they had read; the first message
+// after that gets a "New messages" line and the page opens there, and what comes on screen
+// while the page is visible moves the read marker forward. `live.unread` holds the counts
+// (`atOpen`: unread when the page opened), and `live.onUnread(hook)` hears each change. With
+// 10 or more unread at open, "Catch me up" offers to summarise them for the reader.
 import { AiReplies } from "../ai_replies.js";
 import { api } from "../api.js";
 import { RoomBudget } from "../budget.js";
 import { CatchUp } from "../catchup.js";
-import { confirmButton } from "../confirm.js";
+import { armConfirm, confirmButton } from "../confirm.js";
 import { LiveConversation } from "../conversation.js";
 import { $, h, pageData } from "../dom.js";
 import { gettext } from "../i18n.js";
 import { renderMarkdown, renderPlain } from "../markdown.js";
 import { timeElement } from "../messages.js";
 import { sentence } from "../notices.js";
+import { RoomList, notificationOffer } from "../sidebar.js";
 import { CLOSE } from "../socket.js";
+import { workspace } from "../workspace.js";
 
 const data = pageData();
 const roomId = data.room_id;
@@ -41,8 +50,20 @@ live.onOpen((reconnect) => {
     loadSessions();
   }
 });
+new RoomList($("#room-nav"), { current: roomId, emptyText: gettext("No rooms yet.") });
+const offer = notificationOffer();
+if (offer) $("#room-nav").before(offer);
 
-// --- members ---------------------------------------------------------------------------
+// --- the room, its members ------------------------------------------------------------
+
+function isOnline(name) {
+  return workspace ? workspace.isOnline(name) : (room?.online || []).includes(name);
+}
+
+function presenceDot(name) {
+  const online = isOnline(name);
+  return h("span", { class: `dot${online ? " online" : ""}`, role: "img", "aria-label": online ? gettext("online") : gettext("offline"), title: online ? gettext("online") : gettext("offline") });
+}
 
 async function removeMember(name) {
   try {
@@ -51,8 +72,7 @@ async function removeMember(name) {
       window.location.assign("/rooms/");
       return;
     }
-    room = result.room;
-    renderPeople();
+    showRoom(result.room);
   } catch (err) {
     notices.show(sentence(err.code, { message: err.message }));
   }
@@ -61,16 +81,17 @@ async function removeMember(name) {
 function renderPeople() {
   const people = $("#people");
   const rows = [
-    h("li", { class: "person" }, h("span", { class: "name" }, room.owner), " ", h("span", { class: "badge" }, gettext("Owner")), room.owner === me ? h("span", { class: "muted" }, ` ${gettext("(you)")}`) : null),
+    h("li", { class: "person", dataset: { name: room.owner } }, presenceDot(room.owner), h("span", { class: "name" }, room.owner), " ", h("span", { class: "badge" }, gettext("Owner")), room.owner === me ? h("span", { class: "muted" }, ` ${gettext("(you)")}`) : null),
   ];
   for (const name of room.participants) {
     let action = null;
     if (room.is_owner) action = confirmButton(gettext("Remove"), gettext("Remove %(name)s?", { name }), () => removeMember(name));
     else if (name === me) action = confirmButton(gettext("Leave room"), gettext("Leave for good?"), () => removeMember(name));
-    rows.push(h("li", { class: "person" }, h("span", { class: "name" }, name), name === me ? h("span", { class: "muted" }, ` ${gettext("(you)")}`) : null, action));
+    rows.push(h("li", { class: "person", dataset: { name } }, presenceDot(name), h("span", { class: "name" }, name), name === me ? h("span", { class: "muted" }, ` ${gettext("(you)")}`) : null, action));
   }
   people.replaceChildren(...rows);
   $("#add-person").hidden = !room.is_owner;
+  $("#room-settings").hidden = !room.is_owner;
 }
 
 // --- AI_Assistant in the room's chat -----------------------------------------------------
@@ -88,7 +109,7 @@ function renderMentions() {
 mentionsBox.addEventListener("change", async () => {
   mentionsBox.disabled = true;
   try {
-    room = (await api(`/api/chat/rooms/${roomId}/`, { method: "PATCH", body: { ai_mentions: mentionsBox.checked } })).room;
+    showRoom((await api(`/api/chat/rooms/${roomId}/`, { method: "PATCH", body: { ai_mentions: mentionsBox.checked } })).room);
   } catch (err) {
     notices.show(sentence(err.code, { message: err.message }));
   } finally {
@@ -97,12 +118,27 @@ mentionsBox.addEventListener("change", async () => {
   }
 });
 
+function showRoom(fresh) {
+  room = fresh;
+  $("#room-title").textContent = room.name;
+  if (workspace) workspace.setTitle(`${room.name} · ${gettext("Team chat")}`);
+  else document.title = `${room.name} · ${gettext("Team chat")}`;
+  const rename = $("#rename-room");
+  if (document.activeElement !== rename.elements.name) rename.elements.name.value = room.name;
+  live.setMembers([room.owner, ...room.participants]);
+  renderPeople();
+  renderMentions();
+}
+
+let firstRoom = null;
+const roomLoaded = new Promise((resolve) => {
+  firstRoom = resolve;
+});
+
 async function refreshRoom() {
   try {
-    room = (await api(`/api/chat/rooms/${roomId}/`)).room;
-    renderPeople();
-    renderMentions();
-    catchUp.offer(room);
+    showRoom((await api(`/api/chat/rooms/${roomId}/`)).room);
+    firstRoom(room);
   } catch (err) {
     if (err.status === 404) live.final(CLOSE.FORBIDDEN);
   }
@@ -116,13 +152,43 @@ addForm.addEventListener("submit", async (event) => {
   const username = addForm.username.value.trim();
   if (!username) return;
   try {
-    room = (await api(`/api/chat/rooms/${roomId}/participants/`, { method: "POST", body: { username } })).room;
+    showRoom((await api(`/api/chat/rooms/${roomId}/participants/`, { method: "POST", body: { username } })).room);
     addForm.username.value = "";
-    renderPeople();
   } catch (err) {
     error.textContent =
       err.status === 404 ? gettext("There is no user named %(name)s.", { name: username }) : err.code === "validation_error" ? err.message : sentence(err.code, { message: err.message });
     error.hidden = false;
+  }
+});
+
+// --- the owner's settings ---------------------------------------------------------------
+
+const renameForm = $("#rename-room");
+renameForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = renameForm.querySelector(".form-error");
+  error.hidden = true;
+  const name = renameForm.elements.name.value.trim();
+  if (!name) {
+    error.textContent = gettext("Give the room a name.");
+    error.hidden = false;
+    return;
+  }
+  try {
+    showRoom((await api(`/api/chat/rooms/${roomId}/`, { method: "PATCH", body: { name } })).room);
+    renameForm.elements.name.blur();
+  } catch (err) {
+    error.textContent = sentence(err.code, { message: err.message });
+    error.hidden = false;
+  }
+});
+
+armConfirm($("#delete-room"), gettext("Click again to delete the room for everyone"), async () => {
+  try {
+    await api(`/api/chat/rooms/${roomId}/`, { method: "DELETE" });
+    window.location.assign("/rooms/");
+  } catch (err) {
+    notices.show(sentence(err.code, { message: err.message }));
   }
 });
 
@@ -163,7 +229,7 @@ function renderSessions() {
   if (sessionsError) {
     list.replaceChildren(h("li", { class: "form-error" }, sessionsError));
   } else if (sessions && !sessions.length) {
-    list.replaceChildren(h("li", { class: "empty" }, gettext("No AI sessions yet.")));
+    list.replaceChildren(h("li", { class: "empty" }, gettext("No AI sessions yet. Start one to ask AI_Assistant together.")));
   } else if (sessions) {
     list.replaceChildren(...sessions.map(sessionItem));
   }
@@ -176,6 +242,14 @@ async function loadSessions() {
   } catch (err) {
     sessionsError = sentence(err.code, { message: err.message });
   }
+  renderSessions();
+}
+
+// A session started, ended or changed: the event carries it, as the list shows it.
+function sessionEvent(session) {
+  if (sessions === null) return;
+  const others = sessions.filter((s) => s.session_id !== session.session_id);
+  sessions = [session, ...others].sort((a, b) => b.created_at.localeCompare(a.created_at));
   renderSessions();
 }
 
@@ -194,16 +268,67 @@ startButton.addEventListener("click", async () => {
   }
 });
 
-// Others start and end sessions too: refresh the list when the page comes back into view.
+// --- what happens outside the chat -------------------------------------------------------
+
+if (workspace) {
+  workspace.on((event) => {
+    if (event.type === "reconnected") {
+      refreshRoom();
+      loadSessions();
+      return;
+    }
+    if (event.type === "presence" && room) {
+      renderPeople();
+      return;
+    }
+    if (event.room_id !== roomId && event.room?.id !== roomId && event.session?.room_uuid !== roomId) return;
+    if (event.type === "room_updated") showRoom(event.room);
+    else if (event.type === "member_added" || event.type === "member_removed") refreshRoom();
+    else if (event.type.startsWith("session_")) sessionEvent(event.session);
+    else if (event.type === "read") live.setUnread({ count: event.unread_count, lastReadId: event.last_read_message_id });
+  });
+}
+
+// --- reading ---------------------------------------------------------------------------
+
+let readUpTo = 0;
+let readTimer = null;
+// Until the page has opened at the first unread message, what flashes past is not read.
+let opened = false;
+
+function markRead(messageId) {
+  if (!opened || document.visibilityState !== "visible" || messageId <= Math.max(readUpTo, live.unread.lastReadId)) return;
+  readUpTo = messageId;
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    try {
+      const state = await api(`/api/chat/rooms/${roomId}/read/`, { method: "POST", body: { message_id: readUpTo } });
+      live.setUnread({ count: state.unread_count, lastReadId: state.last_read_message_id });
+    } catch {
+      readUpTo = live.unread.lastReadId;
+    }
+  }, 400);
+}
+
+live.list.onSeen((messageId) => markRead(messageId));
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") {
-    loadSessions();
+    markRead(live.list.newestOnScreen());
     budget.load();
   }
 });
-setInterval(() => {
-  if (document.visibilityState === "visible") loadSessions();
-}, 30000);
+
+// The first history and the room's JSON: open at the first unread message, if any.
+live.onSynced(async (first) => {
+  if (!first) return;
+  const atOpen = await roomLoaded;
+  catchUp.offer(atOpen);
+  live.setUnread({ atOpen: atOpen.unread_count, count: atOpen.unread_count, lastReadId: atOpen.last_read_message_id });
+  const from = atOpen.unread_count > 0 ? live.list.markUnreadAfter(atOpen.last_read_message_id) : null;
+  if (from) from.scrollIntoView({ block: "start" });
+  opened = true;
+  markRead(live.list.newestOnScreen());
+});
 
 const budget = new RoomBudget($("#room-budget"), roomId, { editable: true });
 

@@ -1,6 +1,7 @@
 // An AI session: the members and AI_Assistant talk; replies stream in as they are written.
 // Its settings (title, model, persona or instructions of its own) are shown to every member
 // and changed by who may (`can_edit`); a change reaches every page as `session_updated`.
+// Beside it: who has the session open now (`session_viewers`), its details and usage.
 import { AiReplies } from "../ai_replies.js";
 import { api } from "../api.js";
 import { RoomBudget } from "../budget.js";
@@ -12,13 +13,18 @@ import { gettext } from "../i18n.js";
 import { renderMarkdown, renderPlain } from "../markdown.js";
 import { timeElement } from "../messages.js";
 import { sentence } from "../notices.js";
+import { RoomList } from "../sidebar.js";
 import { CLOSE } from "../socket.js";
+import { workspace } from "../workspace.js";
 
 const data = pageData();
 const sessionId = data.session_id;
 let session = null;
 let ended = false;
 let budget = null;
+// Removed from the session's room: nothing here is the reader's to do any more.
+let removed = false;
+let viewers = [];
 
 const live = new LiveConversation({
   data,
@@ -33,8 +39,14 @@ const replies = new AiReplies(live, {
     loadSession();
     budget?.load();
   },
+  onceKey: `ai-joined:${sessionId}`,
 });
+const roomList = new RoomList($("#room-nav"), { emptyText: gettext("No rooms yet.") });
 live.on("ai_session_ended", () => endSession());
+live.on("session_viewers", (frame) => {
+  viewers = frame.usernames;
+  renderSession();
+});
 live.on("session_updated", (frame) => {
   if (!session) return;
   // The frame is the same for every member; what this member may do stays as it was.
@@ -43,6 +55,13 @@ live.on("session_updated", (frame) => {
 });
 live.onError("session_inactive", () => endSession());
 live.onClose(CLOSE.SESSION_ENDED, () => endSession());
+live.onClose(CLOSE.FORBIDDEN, () => {
+  removed = true;
+  replies.clear();
+  live.lock(gettext("You can no longer send messages here."));
+  live.notices.show(gettext("You are no longer a member of this room. Go back to your rooms."), { key: "final" });
+  renderSession();
+});
 
 function showEnded() {
   ended = true;
@@ -74,15 +93,22 @@ function renderSession() {
   roomLink.href = `/rooms/${session.room_uuid}/`;
   $("#session-title").firstChild.textContent = `${session.title || gettext("AI session")} `;
   $("#session-room").textContent = `· ${session.room_name}`;
-  document.title = `${session.title || gettext("AI session")} · ${session.room_name}`;
+  const title = `${session.title || gettext("AI session")} · ${session.room_name}`;
+  if (workspace) workspace.setTitle(title);
+  else document.title = title;
   const badge = $("#session-state");
-  badge.hidden = false;
+  // A removed member no longer sees the session as anything of theirs.
+  badge.hidden = removed;
   badge.textContent = session.is_active ? gettext("Active") : gettext("Ended");
   badge.className = `badge ${session.is_active ? "on" : "off"}`;
+  const watching = viewers.length
+    ? h("ul", { class: "viewers" }, viewers.map((name) => h("li", {}, h("span", { class: "dot online", "aria-hidden": "true" }), name)))
+    : h("span", { class: "muted" }, "—");
   $("#session-facts").replaceChildren(
     ...fact(gettext("Room"), h("a", { href: `/rooms/${session.room_uuid}/` }, session.room_name)),
     ...fact(gettext("Started by"), session.created_by),
     ...fact(gettext("Started"), timeElement(session.created_at)),
+    ...(removed ? [] : fact(gettext("Here now"), watching)),
   );
   renderSteering();
   const usage = session.usage;
@@ -97,7 +123,17 @@ function renderSession() {
     budget = new RoomBudget($("#room-budget"), session.room_uuid);
     budget.load();
   }
-  $("#end-session").hidden = !session.can_end;
+  $("#end-session").hidden = removed || !session.can_end;
+}
+
+// The room's members, for `@` in the composer.
+async function loadMembers() {
+  try {
+    const room = (await api(`/api/chat/rooms/${session.room_uuid}/`)).room;
+    live.setMembers([room.owner, ...room.participants]);
+  } catch {
+    // Without the list, `@` offers nothing; the session works all the same.
+  }
 }
 
 async function loadSession() {
@@ -219,6 +255,9 @@ armConfirm($("#end-session"), gettext("Click again to end the session for everyo
   const [loaded] = await Promise.all([loadSession(), loadOptions()]);
   if (!loaded) return;
   renderSession();
+  roomList.current = session.room_uuid;
+  if (workspace?.loaded) roomList.render();
+  loadMembers();
   if (session.is_active) {
     live.start();
   } else {
