@@ -28,6 +28,7 @@ SCENARIOS = {
     "throughput": "bench.scenarios.throughput",
     "ai-streams": "bench.scenarios.ai_streams",
     "idle": "bench.scenarios.idle",
+    "search": "bench.scenarios.search",
     "typing": "bench.scenarios.typing",
 }
 

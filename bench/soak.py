@@ -36,7 +36,6 @@ PER_ROOM = 5
 CHURN_EVERY = 5.0
 CHURN_SHARE = 0.1
 MEMORY_GROWTH_LIMIT = 0.25
-CATCH_UP_WINDOW = 500
 
 
 @dataclass
@@ -46,7 +45,10 @@ class Member:
     servers: list[ServerProcess]
     stats: dict[str, int]
     seen: set[int] = field(default_factory=set)
-    last_id: int = 0
+    # The id up to which this client has every message (SPEC 9.4), moved by history pages and
+    # by live messages whose previous_id is the cursor; the others wait in `ahead`.
+    cursor: int = 0
+    ahead: dict[int, int] = field(default_factory=dict)
     conn: Any = None
     reader: asyncio.Task[None] | None = None
     where: int = 0
@@ -54,14 +56,24 @@ class Member:
     def on_text(self, raw: str, _now: int) -> None:
         frame = json.loads(raw)
         if frame.get("type") == "chat_message":
-            self._see(frame["message_id"])
+            self.seen.add(frame["message_id"])
+            self._follow(frame["message_id"], frame.get("previous_id"))
         elif frame.get("type") == "resync":
             self.stats["resyncs"] += 1
             asyncio.get_running_loop().create_task(self.catch_up())
 
-    def _see(self, message_id: int) -> None:
-        self.seen.add(message_id)
-        self.last_id = max(self.last_id, message_id)
+    def _follow(self, message_id: int, previous_id: int | None) -> None:
+        if previous_id is None or message_id <= self.cursor:
+            return
+        if previous_id <= self.cursor:
+            self._advance(message_id)
+        else:
+            self.ahead[previous_id] = message_id
+
+    def _advance(self, message_id: int) -> None:
+        self.cursor = max(self.cursor, message_id)
+        while self.cursor in self.ahead:
+            self.cursor = self.ahead.pop(self.cursor)
 
     async def connect(self, where: int) -> None:
         self.where = where
@@ -73,20 +85,18 @@ class Member:
         await self.catch_up()
 
     async def catch_up(self) -> None:
-        """Fetch what was missed, page by page. Ids are allotted before commit, so a message
-        can commit (and be broadcast) after one with a higher id: the fetch starts a little
-        below the highest id seen rather than at it."""
-        after = max(0, self.last_id - CATCH_UP_WINDOW)
+        """Fetch what was missed, page by page, from the cursor: no window before it."""
         while True:
-            path = f"/api/chat/rooms/{self.room}/messages/?after={after}&limit=200"
+            path = f"/api/chat/rooms/{self.room}/messages/?after={self.cursor}&limit=200"
             status, body = await http(self.servers[self.where], self.info.cookie, path, self.stats)
             if status != 200:
                 return
             for message in body["messages"]:
-                self._see(message["message_id"])
+                self.seen.add(message["message_id"])
+            if body["messages"]:
+                self._advance(body["messages"][-1]["message_id"])
             if not body["has_more"] or not body["messages"]:
                 return
-            after = body["messages"][-1]["message_id"]
 
     async def reconnect(self) -> None:
         self.stats["reconnects"] += 1

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import User
-from chat.models import ChatRoom
+from chat.models import ChatRoom, Message
 from core import closecodes
 from core.errors import NotFound
 
@@ -66,6 +67,59 @@ def can_manage_room(*, user: User, room: ChatRoom) -> bool:
 def can_remove(*, actor: User, room: ChatRoom, target: User) -> bool:
     """The owner removes anyone but themselves; a participant may leave."""
     return can_manage_members(user=actor, room=room) or actor.pk == target.pk
+
+
+def access_message(*, message_id: int, user: User) -> tuple[Message, ChatRoom]:
+    """A message of a room `user` is a member of (room chat or any of its AI sessions), with
+    its room; otherwise NotFound, exactly as for a missing message."""
+    message = (
+        Message.objects.filter(pk=message_id, room__in=member_rooms(user).values("pk"))
+        .select_related("sender", "room")
+        .first()
+    )
+    if message is None:
+        raise NotFound("No such message.")
+    return message, message.room
+
+
+def _by_assistant(message: Message) -> bool:
+    return message.sender.username == settings.AI_USERNAME
+
+
+def edit_refusal(*, user_id: int | None, message: Message) -> str | None:
+    """Why `user_id` may not edit the message, or None: its sender edits a message; nobody
+    edits the assistant's replies, a note about the conversation or a deleted message."""
+    if message.deleted_at is not None:
+        return "A deleted message cannot be edited."
+    if message.note is not None:
+        return "A note about the conversation cannot be edited."
+    if _by_assistant(message):
+        return "The assistant's replies cannot be edited."
+    if user_id is None or message.sender_id != user_id:
+        return "Only its sender can edit a message."
+    return None
+
+
+def delete_refusal(*, user_id: int | None, message: Message, owner_id: int | None) -> str | None:
+    """Why `user_id` may not delete the message, or None: its sender or the room's owner
+    deletes a message (the owner also the assistant's replies). A note about the conversation
+    (who changed the session's model...) is its record and stays."""
+    if message.note is not None:
+        return "A note about the conversation cannot be deleted."
+    if user_id is None or user_id not in (message.sender_id, owner_id):
+        return "Only its sender or the room's owner can delete a message."
+    return None
+
+
+def can_edit_message(*, user_id: int | None, message: Message) -> bool:
+    return edit_refusal(user_id=user_id, message=message) is None
+
+
+def can_delete_message(*, user_id: int | None, message: Message, owner_id: int | None) -> bool:
+    return (
+        message.deleted_at is None
+        and delete_refusal(user_id=user_id, message=message, owner_id=owner_id) is None
+    )
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 from uuid import UUID
 
@@ -50,12 +51,21 @@ class HistoryQuery(Schema):
     before: int | None = Field(None, ge=1, le=2**62)
     after: int | None = Field(None, ge=0, le=2**62)
     limit: int | None = Field(None, ge=1, le=200)
+    # A `change_seq` from an earlier page or frame: also list what was edited or deleted since.
+    changed_after: int | None = Field(None, ge=0, le=2**62)
 
 
 class MessagePageEnvelope(Schema):
     result: Literal["success"]
     messages: list[MessageOut]
     has_more: bool
+    # What to pass as `changed_after` next time (SPEC 9.4: catch-up of edits and deletions).
+    change_seq: int
+    # With `changed_after`: every message edited or deleted since, as it is now (a deleted one
+    # as a tombstone), in the order of the changes; `has_more_changes` asks to go on from
+    # `change_seq`.
+    changes: list[MessageOut]
+    has_more_changes: bool
 
 
 class ReadIn(Schema):
@@ -80,11 +90,16 @@ def _room_body(request: HttpRequest, room_id: UUID) -> dict[str, object]:
     }
 
 
-def page_body(page: Page, *, viewer: User) -> dict[str, object]:
+def page_body(page: Page, *, viewer: User, owner_id: int) -> dict[str, object]:
+    """A history page, of a room's chat or an AI session, as the API gives it."""
+    shown = partial(messages_out, viewer_id=viewer.pk, mentions=page.mentions, owner_id=owner_id)
     return {
         "result": "success",
-        "messages": messages_out(page.messages, viewer_id=viewer.pk, mentions=page.mentions),
+        "messages": shown(page.messages),
         "has_more": page.has_more,
+        "change_seq": page.change_seq,
+        "changes": shown(page.changes),
+        "has_more_changes": page.has_more_changes,
     }
 
 
@@ -203,15 +218,25 @@ def remove_participant(request: HttpRequest, room_id: UUID, username: str) -> di
     "/rooms/{uuid:room_id}/messages/",
     response={200: MessagePageEnvelope, **errors(401, 404)},
     summary="Room chat history, oldest first",
+    description=(
+        "`after=<message_id>`: every message committed after that one, exactly once (ids are "
+        "committed in order within a conversation); ask again while `has_more`. "
+        "`changed_after=<change_seq>` (from an earlier answer or a `message_edited` / "
+        "`message_deleted` frame): also `changes`, every message edited or deleted since, as it "
+        "is now, in change order; `change_seq` is what to pass next time. Each live "
+        "`chat_message` frame names the message before it (`previous_id`)."
+    ),
 )
 def room_messages(
     request: HttpRequest, room_id: UUID, query: Query[HistoryQuery]
 ) -> dict[str, object]:
-    access_room(room_id=room_id, user=_user(request))
+    room = access_room(room_id=room_id, user=_user(request))
     page = selectors.message_page(
         conversation=Conversation(room_id=room_id),
         before=query.before,
         after=query.after,
         limit=query.limit,
+        changed_after=query.changed_after,
+        changes_read=room.changes,
     )
-    return page_body(page, viewer=_user(request))
+    return page_body(page, viewer=_user(request), owner_id=room.owner_id)

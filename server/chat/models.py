@@ -22,6 +22,11 @@ class ChatRoom(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     # Whether AI_Assistant answers `@AI_Assistant` in this room's chat (the owner's switch).
     ai_mentions = models.BooleanField(default=True)
+    # The room's chat as a conversation (chat.conversation_state): the id of its last message
+    # and of the one before it, and how many edits and deletions it has had.
+    tail_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    tail_prev_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    changes = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -54,6 +59,14 @@ class Message(models.Model):
     # Set on a note about the conversation rather than something said (e.g. "alice switched
     # the model to ..."): what changed, for clients to word it; `content` words it in English.
     note = models.JSONField(null=True, blank=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    # A deleted message keeps its row (and its place in the history) with its text erased.
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # The conversation's change counter as of this message's last edit or deletion (or the
+    # edit of the question it answers): what `changed_after=` finds.
+    change_seq = models.BigIntegerField(null=True, blank=True)
+    # Set on an AI reply whose question was edited after the reply was written.
+    reply_to_edited = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["id"]
@@ -64,6 +77,16 @@ class Message(models.Model):
                 name="chat_msg_room_chat",
             ),
             models.Index(fields=["ai_session", "id"], name="chat_msg_session_id"),
+            models.Index(
+                fields=["room", "change_seq"],
+                condition=Q(ai_session__isnull=True, change_seq__isnull=False),
+                name="chat_msg_room_changes",
+            ),
+            models.Index(
+                fields=["ai_session", "change_seq"],
+                condition=Q(change_seq__isnull=False),
+                name="chat_msg_session_changes",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -16,6 +16,7 @@ from accounts.models import User
 from chat.access import member_filter, member_rooms, with_people
 from chat.conversations import Conversation
 from chat.models import ChatRoom, Mention, Message, ReadMarker
+from chat.order import change_count
 from core import sockets
 from core.db import fetch_one
 from core.errors import NotFound, ValidationFailed
@@ -40,9 +41,12 @@ def _counted(qs: QuerySet[Message] | QuerySet[Mention]) -> Coalesce:
 def with_activity(qs: QuerySet[ChatRoom], *, user_id: int) -> QuerySet[ChatRoom]:
     """Rooms annotated, in the same query, with what `user_id` has not read of their chat:
     `last_read` (the read marker, 0 if none), `unread` (room-chat messages of others after
-    it), `mentions_unread` (of those, the ones naming the user) and `last_message_id`."""
+    it), `mentions_unread` (of those, the ones naming the user) and `last_message_id`. A
+    deleted message is neither unread nor the last message (its mentions go with it)."""
     marker = ReadMarker.objects.filter(room=OuterRef("pk"), user_id=user_id)
-    room_chat = Message.objects.filter(room=OuterRef("pk"), ai_session__isnull=True)
+    room_chat = Message.objects.filter(
+        room=OuterRef("pk"), ai_session__isnull=True, deleted_at__isnull=True
+    )
     return qs.annotate(
         last_read=Coalesce(
             Subquery(marker.values("last_read_message_id")[:1]),
@@ -178,6 +182,12 @@ class Page:
     has_more: bool
     # The usernames each message of the page mentions, by message id (SPEC 9.2).
     mentions: dict[int, list[str]] = field(default_factory=dict)
+    # The conversation's change number this page is current with: a client passes it back as
+    # `changed_after` to learn of the edits and deletions made since.
+    change_seq: int = 0
+    # With `changed_after`: the messages edited or deleted since then, in change order.
+    changes: list[Message] = field(default_factory=list)
+    has_more_changes: bool = False
 
 
 def message_page(
@@ -186,18 +196,46 @@ def message_page(
     before: int | None = None,
     after: int | None = None,
     limit: int | None = None,
+    changed_after: int | None = None,
+    changes_read: int | None = None,
 ) -> Page:
-    """One page of a conversation's messages, oldest first.
+    """One page of a conversation's messages, oldest first (deleted ones as tombstones).
 
     - neither bound: the latest `limit`; `has_more` says older ones exist;
     - `before`: the `limit` just before that id; `has_more` says older ones exist;
     - `after`: the `limit` just after that id; `has_more` says newer ones exist (a reconnecting
-      client fetches what it missed and asks again while `has_more`).
+      client fetches what it missed and asks again while `has_more`). Ids are committed in
+      order within a conversation (chat.order), so this is every message committed after it;
+    - `changed_after`: also the messages whose latest edit or deletion has a change number
+      above it, found by index, not by reading the history (at most HISTORY_PAGE_MAX; then
+      `has_more_changes`, and `change_seq` is where to go on from).
+
+    `changes_read`: the conversation's change count as the caller read it from its room or
+    session row before calling (saves reading it again).
     """
     size = min(max(limit or settings.HISTORY_PAGE_DEFAULT, 1), settings.HISTORY_PAGE_MAX)
+    # Read first: whatever the rows below miss, a later `changed_after` brings.
+    change_seq = change_count(conversation=conversation) if changes_read is None else changes_read
     qs = Message.objects.filter(
         room_id=conversation.room_id, ai_session_id=conversation.session_id
     ).select_related("sender", "ai_reply")
+    changes: list[Message] = []
+    more_changes = False
+    if changed_after is not None:
+        found = list(
+            qs.filter(change_seq__gt=changed_after).order_by("change_seq", "id")[
+                : settings.HISTORY_PAGE_MAX + 1
+            ]
+        )
+        if len(found) > settings.HISTORY_PAGE_MAX:
+            # Stop before the last change number read: its messages may go on past the cut.
+            boundary = found[settings.HISTORY_PAGE_MAX].change_seq or 0
+            kept = [m for m in found if (m.change_seq or 0) < boundary]
+            if kept:
+                found, more_changes, change_seq = kept, True, boundary - 1
+        changes = found
+        if not more_changes and changes:
+            change_seq = max(change_seq, changes[-1].change_seq or 0)
     if before is not None:
         qs = qs.filter(id__lt=before)
     if after is not None:
@@ -207,16 +245,25 @@ def message_page(
         rows = list(qs.order_by("-id")[: size + 1])
         page = rows[:size]
         page.reverse()
-    return Page(messages=page, has_more=len(rows) > size, mentions=mentions_of(page))
+    return Page(
+        messages=page,
+        has_more=len(rows) > size,
+        mentions=mentions_of([*page, *changes]),
+        change_seq=change_seq,
+        changes=changes,
+        has_more_changes=more_changes,
+    )
 
 
 def mentions_of(messages: list[Message]) -> dict[int, list[str]]:
-    """The usernames each message mentions, by message id, in one query (none for no messages)."""
-    if not messages:
+    """The usernames each message mentions, by message id, in one query (none when no message
+    has an `@`: a mention is always written as one)."""
+    named = [m.pk for m in messages if "@" in m.content]
+    if not named:
         return {}
     found: dict[int, list[str]] = {}
     rows = (
-        Mention.objects.filter(message_id__in=[m.pk for m in messages])
+        Mention.objects.filter(message_id__in=named)
         .order_by("id")
         .values_list("message_id", "user__username")
     )

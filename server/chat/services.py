@@ -29,9 +29,10 @@ from chat.access import (
     is_member,
     member_filter,
 )
-from chat.conversations import Conversation
+from chat.conversations import Conversation, Kind
 from chat.events import RoomSettingsFrame
 from chat.models import ChatRoom, Mention, Message, ReadMarker
+from chat.order import Stored, id_sequence, row_model, row_pk, tail_swap
 from chat.rooms import room_json
 from chat.selectors import room_counts_of, room_view
 from core import closecodes
@@ -268,11 +269,16 @@ def message_clean(*, text: object, client_id: object = None) -> tuple[str, str |
 
 def message_insert(
     *, conversation: Conversation, sender: User, content: str, client_id: str | None
-) -> Message | None:
+) -> Stored | None:
     """Store a person's message if they are a member of the conversation's room, in one
     statement, so the check and the insert are atomic without a transaction around them; None
     if not a member. Raises IntegrityError for a `client_id` the sender already used (inside a
     caller's transaction under a savepoint, so the transaction stays usable).
+
+    The message takes its place in the conversation's order (chat.order): on PostgreSQL the
+    statement first updates the conversation's row, which locks it until the message is
+    committed, and only then draws the message's id, so ids commit in order; the row gives back
+    the id of the message before it and the room's owner, for the frames.
 
     The busiest write of the product, so it is one round trip of SQL built once per process
     (`_insert_sql`) instead of an ORM existence check and an ORM insert inside BEGIN/COMMIT
@@ -290,17 +296,37 @@ def message_insert(
         client_id=client_id,
         created_at=timezone.now(),
     )
-    sql, template = _insert_sql()
+    sql, template = _insert_sql(conversation.kind)
     values = [
         field.get_db_prep_save(getattr(message, field.attname), connection) for field in _columns()
     ]
     room = Message._meta.get_field("room").target_field.get_db_prep_value(
         conversation.room_id, connection
     )
-    params = values + [
-        room if slot == _ROOM else sender.pk if slot == _USER else slot for slot in template
-    ]
-    if connection.in_atomic_block:
+    model = row_model(conversation.kind)
+    slots = {
+        _ROOM: room,
+        _USER: sender.pk,
+        _ROW: model._meta.pk.get_db_prep_value(row_pk(conversation), connection),
+        _VALUES: values,
+    }
+    params: list[Any] = []
+    for slot in template:
+        if slot is _VALUES:
+            params += values
+        else:
+            params.append(slots.get(slot, slot) if isinstance(slot, _Slot) else slot)
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            row = fetch_one(sql, params)
+            if row is None:
+                return None
+            previous = tail_swap(model, row_pk(conversation), row[0])
+            owner_id = ChatRoom.objects.values_list("owner_id", flat=True).get(
+                pk=conversation.room_id
+            )
+        row = (row[0], previous, owner_id)
+    elif connection.in_atomic_block:
         with transaction.atomic():
             row = fetch_one(sql, params)
     else:
@@ -310,7 +336,7 @@ def message_insert(
     message.pk = row[0]
     message._state.adding = False
     message._state.db = connection.alias
-    return message
+    return Stored(message, previous_id=row[1] or 0, owner_id=row[2])
 
 
 def mentions_record(*, message: Message, keys: list[str]) -> list[tuple[int, str]]:
@@ -352,13 +378,16 @@ def _columns() -> list[Any]:
     return [f for f in Message._meta.concrete_fields if not f.primary_key]
 
 
-_ROOM = object()
-_USER = object()
+class _Slot:
+    """A place in a statement's parameters filled for each message."""
+
+
+_ROOM, _USER, _ROW, _VALUES = _Slot(), _Slot(), _Slot(), _Slot()
 # A room id and a user id that no row has: the membership query is compiled once with them,
 # and their places in its parameters become the slots of each message's room and sender.
 _ROOM_MARK = UUID("00000000-0000-4000-8000-00000000c4a7")
 _USER_MARK = 2**62 - 11
-_compiled: dict[str, tuple[str, list[Any]]] = {}
+_compiled: dict[tuple[str, str], tuple[str, list[Any]]] = {}
 _compile_lock = threading.Lock()
 
 
@@ -372,14 +401,21 @@ def _compiled_exists(queryset: Any) -> tuple[str, list[Any]]:
     return f"EXISTS ({sql})", template
 
 
-def _insert_sql() -> tuple[str, list[Any]]:
-    """INSERT ... SELECT <every column> WHERE <the sender is a member of the room> AND <the
-    sender's account is active> RETURNING id, with the template of its parameters, for this
-    database vendor. Both conditions are the ORM's own queries, compiled: the membership rule
-    of `chat.access.member_filter`, and `is_active`, so a deactivated account whose socket is
-    still open cannot say anything in the moment before the socket closes."""
+def _insert_sql(kind: Kind) -> tuple[str, list[Any]]:
+    """The statement that stores a person's message in a conversation of this kind, for this
+    database vendor, with the template of its parameters.
+
+    It stores the message only where the sender is a member of the room and the sender's
+    account is active: both conditions are the ORM's own queries, compiled (the membership
+    rule of `chat.access.member_filter`, and `is_active`, so a deactivated account whose socket
+    is still open cannot say anything in the moment before the socket closes).
+
+    PostgreSQL: WITH tail AS (UPDATE <the conversation's row> SET its tail to a new id WHERE
+    <both> RETURNING ...) INSERT ... SELECT <the new id, every column> FROM tail RETURNING id,
+    the previous tail, the room's owner. Elsewhere: INSERT ... SELECT <every column> WHERE
+    <both> RETURNING id, the tail being kept by the caller."""
     vendor = connection.vendor
-    cached = _compiled.get(vendor)
+    cached = _compiled.get((vendor, kind))
     if cached is not None:
         return cached
     with _compile_lock:
@@ -391,12 +427,38 @@ def _insert_sql() -> tuple[str, list[Any]]:
         active, active_template = _compiled_exists(
             User.objects.filter(pk=_USER_MARK, is_active=True)
         )
+        allowed, allowed_template = f"{member} AND {active}", member_template + active_template
         quote = connection.ops.quote_name
         columns = ", ".join(quote(f.column) for f in _columns())
         slots = ", ".join(["%s"] * len(_columns()))
-        sql = (
-            f"INSERT INTO {quote(Message._meta.db_table)} ({columns}) "
-            f"SELECT {slots} WHERE {member} AND {active} RETURNING {quote('id')}"
-        )
-        _compiled[vendor] = (sql, member_template + active_template)
-    return _compiled[vendor]
+        table = quote(Message._meta.db_table)
+        if vendor != "postgresql":
+            sql = (
+                f"INSERT INTO {table} ({columns}) "
+                f"SELECT {slots} WHERE {allowed} RETURNING {quote('id')}"
+            )
+            template: list[Any] = [_VALUES, *allowed_template]
+        else:
+            conversation = quote(row_model(kind)._meta.db_table)
+            rooms = quote(ChatRoom._meta.db_table)
+            if kind == "room":
+                target, owner, where = f"{conversation} AS c", "c.owner_id", "c.id = %s"
+                template = [_ROW, *allowed_template, _VALUES]
+            else:
+                target = f"{conversation} AS c"
+                owner = "r.owner_id"
+                where = "c.id = %s AND c.room_id = %s AND r.id = c.room_id"
+                template = [_ROW, _ROOM, *allowed_template, _VALUES]
+            sql = (
+                f"WITH tail AS (UPDATE {target} SET tail_prev_id = c.tail_id, "  # noqa: S608
+                f"tail_id = nextval({id_sequence()}::regclass)"
+                f"{f' FROM {rooms} AS r' if kind == 'session' else ''} "
+                f"WHERE {where} AND {allowed} "
+                f"RETURNING c.tail_id, c.tail_prev_id, {owner} AS owner_id) "
+                f"INSERT INTO {table} ({quote('id')}, {columns}) "
+                f"SELECT tail.tail_id, {slots} FROM tail "
+                f"RETURNING {quote('id')}, (SELECT tail_prev_id FROM tail), "
+                "(SELECT owner_id FROM tail)"
+            )
+        _compiled[(vendor, kind)] = (sql, template)
+    return sql, template

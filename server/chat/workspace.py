@@ -55,6 +55,19 @@ class RoomActivity(BaseModel):
     mention: bool
 
 
+class RoomChanged(BaseModel):
+    """A room-chat message edited or deleted: the recipient's counts now and, when the room's
+    last message changed (it was the one edited or deleted), the last message now (null when
+    the room has none left)."""
+
+    type: Literal["room_changed"] = "room_changed"
+    room_id: str
+    unread_count: int
+    mention_count: int
+    last_changed: bool
+    last_message: dict[str, Any] | None
+
+
 class MemberChange(BaseModel):
     type: Literal["member_added", "member_removed"]
     room_id: str
@@ -93,6 +106,48 @@ def room_activity_event(message: Message, mentioned: list[tuple[int, str]]) -> d
             "mentioned": [user_id for user_id, _ in mentioned],
         },
     )
+
+
+def room_changed_event(
+    message: Message, *, mentioned_before: list[int], mentioned: list[int]
+) -> dict[str, Any]:
+    """A room-chat message edited or deleted (chat.edits), for the members' `/ws/me/` sockets:
+    whom it mentioned before and mentions now (nobody once deleted), and, when it was the room's
+    last message, the room's last message now. Each socket works out its own user's counts."""
+    latest = (
+        Message.objects.filter(
+            room_id=message.room_id, ai_session__isnull=True, deleted_at__isnull=True
+        )
+        .select_related("sender")
+        .order_by("-id")
+        .first()
+    )
+    last_changed = latest is None or latest.pk <= message.pk
+    return personal_event(
+        room_members_group(message.room_id),
+        {
+            "kind": "room_changed",
+            "room_id": str(message.room_id),
+            "message_id": message.pk,
+            "sender_id": message.sender_id,
+            "deleted": message.deleted_at is not None,
+            "mentioned_before": mentioned_before,
+            "mentioned": mentioned,
+            "last_changed": last_changed,
+            "last_message": _last_message(latest) if last_changed else None,
+        },
+    )
+
+
+def _last_message(message: Message | None) -> dict[str, Any] | None:
+    if message is None:
+        return None
+    return {
+        "message_id": message.pk,
+        "username": message.sender.username,
+        "preview": preview(message.content),
+        "timestamp": message.created_at.isoformat(),
+    }
 
 
 def announce_room_added(*, user_id: int, room: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from ninja import NinjaAPI
 
 from accounts.api import router as auth_router
 from chat.api import router as chat_router
+from chat.message_api import router as chat_message_router
 from core.api import JsonParser, install_error_handlers
 from llm.urls import room_router as llm_room_router
 from llm.urls import router as llm_router
@@ -47,4 +48,5 @@ install_error_handlers(api)
 api.add_router("/auth/", auth_router)
 api.add_router("/chat/", chat_router)
 api.add_router("/chat/", llm_room_router)
+api.add_router("/chat/", chat_message_router)
 api.add_router("/llm/", llm_router)

@@ -50,9 +50,11 @@ def frame_event(
     self_frame: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
     skip_sender: bool = False,
+    user_frames: list[tuple[int, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """A layer message carrying `frame` to the group; `self_frame` goes to the sender's sockets,
-    or, with `skip_sender`, nothing does (someone typing is not told so).
+    or, with `skip_sender`, nothing does (someone typing is not told so); each of `user_frames`
+    (user id, frame) goes to that user's sockets instead of `frame`.
 
     `meta` travels beside the encoded frame to each subscriber (a socket joining mid-stream
     uses it to skip deltas it already has).
@@ -66,6 +68,9 @@ def frame_event(
     elif skip_sender:
         event["skip_sender"] = True
         event["sender_id"] = sender_id
+    if user_frames:
+        # Pairs, not a mapping: the Redis layer's msgpack refuses integer keys.
+        event["user_frames"] = [[user_id, variant] for user_id, variant in user_frames]
     return event
 
 

@@ -2,9 +2,9 @@
 
 The tutorial pattern joins every socket to a group, so a broadcast costs one layer message and
 one JSON encoding per recipient. Here each process joins a group once, on behalf of all of its
-sockets in it, receives each event once, encodes the frame once (twice when the sender's own
-sockets get a variant) and hands the text to each local socket's outbox. The channel layer is
-still the only thing that crosses processes.
+sockets in it, receives each event once, encodes the frame once (once more for each variant:
+the sender's own sockets, the room owner's) and hands the text to each local socket's outbox.
+The channel layer is still the only thing that crosses processes.
 """
 
 from __future__ import annotations
@@ -120,13 +120,15 @@ class Hub:
             if "self_frame" in message:
                 self_text = encode(message["self_frame"])
             skip_sender = message.get("skip_sender", False)
+            user_texts = {user_id: encode(f) for user_id, f in message.get("user_frames", ())}
             for member in list(members):
-                if member.user_id != sender_id:
-                    member.deliver(text, meta)
-                elif self_text is not None:
-                    member.deliver(self_text, meta)
-                elif not skip_sender:
-                    member.deliver(text, meta)
+                if sender_id is not None and member.user_id == sender_id:
+                    if self_text is not None:
+                        member.deliver(self_text, meta)
+                    elif not skip_sender:
+                        member.deliver(user_texts.get(member.user_id, text), meta)
+                else:
+                    member.deliver(user_texts.get(member.user_id, text), meta)
         elif kind == PERSONAL:
             payload = message["payload"]
             for member in list(members):

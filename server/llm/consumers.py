@@ -25,7 +25,15 @@ from chat.events import chat_message_frames
 from chat.rooms import room_json
 from chat.selectors import room_counts_for_user, room_counts_of, room_ids_of, room_view
 from chat.typing import typing_announce, typing_frame, typing_stopped
-from chat.workspace import MemberChange, Presence, Read, RoomAdded, RoomRemoved, RoomUpdated
+from chat.workspace import (
+    MemberChange,
+    Presence,
+    Read,
+    RoomAdded,
+    RoomChanged,
+    RoomRemoved,
+    RoomUpdated,
+)
 from core import closecodes, sockets
 from core.db import db_async
 from core.errors import NotAuthenticated, NotFound, SessionInactive
@@ -365,6 +373,8 @@ class MeConsumer(AppConsumer):
                 self._read(room, payload)
         elif room is None:
             return
+        elif kind == "room_changed":
+            self._changed(room, payload)
         elif kind == "room_updated":
             self.send_frame(
                 RoomUpdated(room=self._personal_room(room, payload["room"])).model_dump()
@@ -414,6 +424,35 @@ class MeConsumer(AppConsumer):
             )[:-1]
         self.deliver(
             f'{head},"unread_count":{room.unread},"mention":{"true" if mention else "false"}}}'
+        )
+
+    def _changed(self, room: RoomState, payload: dict[str, Any]) -> None:
+        """A room-chat message edited or deleted. It counts for this user when it is someone
+        else's, after the read marker and already counted (its `room_activity` came, or the
+        snapshot had it): a deleted one is no longer unread, and the mention follows the text."""
+        message_id = payload["message_id"]
+        before = (room.unread, room.mentions)
+        counted = room.last_read < message_id <= room.last_message_id
+        if counted and payload["sender_id"] != self.user_id:
+            room.unread -= payload["deleted"]
+            room.mentions += (self.user_id in payload["mentioned"]) - (
+                self.user_id in payload["mentioned_before"]
+            )
+        # A message newer than the one changed may have come since: it is the last one then.
+        last_changed = payload["last_changed"] and message_id >= room.last_message_id
+        if last_changed:
+            last = payload["last_message"]
+            room.last_message_id = last["message_id"] if last else 0
+        elif before == (room.unread, room.mentions):
+            return
+        self.send_frame(
+            RoomChanged(
+                room_id=payload["room_id"],
+                unread_count=room.unread,
+                mention_count=room.mentions,
+                last_changed=last_changed,
+                last_message=payload["last_message"] if last_changed else None,
+            ).model_dump()
         )
 
     def _presence(self, payload: dict[str, Any]) -> None:

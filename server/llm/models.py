@@ -93,6 +93,11 @@ class AiChatSession(models.Model):
         Persona, on_delete=models.SET_NULL, null=True, blank=True, related_name="sessions"
     )
     system_prompt = models.TextField(max_length=SYSTEM_PROMPT_MAX_CHARS, blank=True, default="")
+    # The session as a conversation (chat.conversation_state): the id of its last message and
+    # of the one before it, and how many edits and deletions it has had.
+    tail_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    tail_prev_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    changes = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

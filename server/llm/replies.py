@@ -24,8 +24,9 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import assistant_user
 from chat.conversations import Conversation
-from chat.events import chat_message_frames
+from chat.events import chat_message_event
 from chat.models import Message
+from chat.order import message_append
 from chat.workspace import room_activity_event
 from core import metrics
 from core.errors import (
@@ -51,6 +52,10 @@ PAUSED_DETAIL = (
     "AI replies are paused: the provider refused the API key. "
     "They resume within a minute of the key working again."
 )
+
+
+# The error code of a queued reply cancelled because its question was deleted.
+QUESTION_DELETED = "message_deleted"
 
 
 def replies_pause() -> None:
@@ -110,8 +115,9 @@ def context_build(
     """The persona (`system_prompt`), the last LLM_HISTORY_LIMIT messages of the conversation
     that came before `trigger` (oldest first; the assistant's as `assistant`, people's as
     `user` prefixed with who said it), then `trigger` itself. Nothing from other
-    conversations, no notes about the conversation (a model switched...), and of an earlier
-    question answered more than once only its latest answer.
+    conversations, nothing deleted, no notes about the conversation (a model switched...),
+    edited messages as they read now, and of an earlier question answered more than once
+    only its latest answer.
 
     The history is also cut to what fits LLM_CONTEXT_TOKENS (SPEC 10.5), counted with the
     estimate the budgets use (`llm.tokens`): the oldest go first; the persona and `trigger`
@@ -132,7 +138,10 @@ def context_build(
     )
     earlier = (
         Message.objects.filter(
-            room_id=conversation.room_id, ai_session_id=conversation.session_id, note__isnull=True
+            room_id=conversation.room_id,
+            ai_session_id=conversation.session_id,
+            note__isnull=True,
+            deleted_at__isnull=True,
         )
         .annotate(anchor=anchor)
         .filter(anchor__lt=trigger.pk)
@@ -227,6 +236,12 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
             provider="",
             request=request,
         )
+    # A question deleted while it waited is not answered.
+    AiReply.objects.filter(
+        status=AiReply.Status.PENDING, trigger__deleted_at__isnull=False, **_queue(conversation)
+    ).update(
+        status=AiReply.Status.CANCELLED, error_code=QUESTION_DELETED, finished_at=timezone.now()
+    )
     # Only the reply row is locked (`of`): locking the joined rows too made a claim skip a
     # pending reply whenever its sender's row was locked by a claim in another conversation,
     # and the reply was then never generated.
@@ -386,14 +401,21 @@ def _reply_close(
     called_provider: bool = True,
 ) -> LlmUsage | None:
     conversation = Conversation(room_id=reply.room_id, session_id=reply.session_id)
+    stored = None
     message = None
     if text:
-        message = Message.objects.create(
-            room_id=reply.room_id,
-            ai_session_id=reply.session_id,
-            sender=assistant_user(),
-            content=text,
-        )
+        stored = message_append(conversation=conversation, sender=assistant_user(), content=text)
+        message = stored.message
+        # The question's text when the context was built is what this reply answers; read
+        # under the conversation's lock, which an edit takes too.
+        if (
+            reply.started_at is not None
+            and Message.objects.filter(
+                pk=reply.trigger_id, edited_at__gte=reply.started_at
+            ).exists()
+        ):
+            message.reply_to_edited = True
+            message.save(update_fields=["reply_to_edited"])
         transaction.on_commit(partial(metrics.record_message, "ai_reply"))
     interrupted = status == AiReply.Status.INTERRUPTED
     reply.status = status
@@ -425,13 +447,20 @@ def _reply_close(
         )
         publish_on_commit(frame_event(group, end.model_dump()))
         transaction.on_commit(partial(_observe, record=record, reply=reply, ttft_ms=ttft_ms))
-    if message is not None:
-        others, _ = chat_message_frames(message)
+    if stored is not None:
         version, versions = threads.version_of(reply)
         fields = threads.reply_fields(reply, record=record, version=version, versions=versions)
-        publish_on_commit(frame_event(group, {**others, **fields}))
+        publish_on_commit(
+            chat_message_event(
+                group,
+                stored.message,
+                previous_id=stored.previous_id,
+                owner_id=stored.owner_id,
+                extra=fields,
+            )
+        )
         if conversation.session_id is None:
-            publish_on_commit(room_activity_event(message, []))
+            publish_on_commit(room_activity_event(stored.message, []))
     threads.queue_announce(conversation)
     if error is not None:
         publish_on_commit(frame_event(group, error_frame(error, ai=True)))

@@ -119,6 +119,10 @@ class SessionMessagesOut(Schema):
     result: Literal["success"]
     messages: list[MessageOut]
     has_more: bool
+    # As room history (chat.api.MessagePageEnvelope): catch-up of edits and deletions.
+    change_seq: int
+    changes: list[MessageOut]
+    has_more_changes: bool
 
 
 class PersonaOut(Schema):

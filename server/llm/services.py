@@ -22,9 +22,10 @@ from accounts.services import assistant_user
 from accounts.usernames import username_key
 from chat.access import access_room, is_member
 from chat.conversations import Conversation
-from chat.events import chat_message_frames
+from chat.events import chat_message_event
 from chat.mentions import mentioned_keys
 from chat.models import ChatRoom, Message
+from chat.order import Stored, message_append
 from chat.selectors import mentions_of, message_by_client_id
 from chat.services import mentions_record, message_clean, message_insert
 from chat.workspace import room_activity_event
@@ -110,23 +111,27 @@ def message_post(
     mentioned: list[tuple[int, str]] = []
     try:
         if conversation.session_id is None and not keys:
-            message = _insert(conversation, sender, content, client_id)
+            stored = _insert(conversation, sender, content, client_id)
             queued = False
         elif conversation.session_id is None:
             with transaction.atomic():
                 # The room's row orders the questions of its chat, as a session's row does
                 # its messages; the owner may have just turned mentions off.
                 queued = _lock_room_for_questions(conversation.room_id) if asks else False
-                message = _insert(conversation, sender, content, client_id)
-                mentioned = mentions_record(message=message, keys=keys)
+                stored = _insert(conversation, sender, content, client_id)
+                mentioned = mentions_record(message=stored.message, keys=keys)
                 if queued:
-                    reply_enqueue(conversation=conversation, trigger=message, requested_by=sender)
+                    reply_enqueue(
+                        conversation=conversation, trigger=stored.message, requested_by=sender
+                    )
         else:
             with transaction.atomic():
                 _lock_active_session(conversation.session_id)
-                message = _insert(conversation, sender, content, client_id)
-                mentioned = mentions_record(message=message, keys=keys)
-                reply_enqueue(conversation=conversation, trigger=message, requested_by=sender)
+                stored = _insert(conversation, sender, content, client_id)
+                mentioned = mentions_record(message=stored.message, keys=keys)
+                reply_enqueue(
+                    conversation=conversation, trigger=stored.message, requested_by=sender
+                )
                 queued = True
     except IntegrityError:
         # Lost a race with the same retry on another connection.
@@ -138,8 +143,17 @@ def message_post(
         if existing is None:
             raise
         return _retried(existing)
-    others, mine = chat_message_frames(message, mentions=[name for _, name in mentioned])
-    publish_on_commit(frame_event(conversation.group, others, sender_id=sender.pk, self_frame=mine))
+    message = stored.message
+    names = [name for _, name in mentioned]
+    publish_on_commit(
+        chat_message_event(
+            conversation.group,
+            message,
+            previous_id=stored.previous_id,
+            owner_id=stored.owner_id,
+            mentions=names,
+        )
+    )
     if conversation.session_id is None:
         publish_on_commit(room_activity_event(message, mentioned))
     kind: metrics.MessageKind = "room" if conversation.session_id is None else "ai_session"
@@ -147,9 +161,7 @@ def message_post(
     if queued:
         publish_on_commit(frame_event(conversation.group, threads.queue_frame(conversation)))
         ai_debug("message %s saved in %s; reply queued", message.pk, conversation)
-    return Posted(
-        message, created=True, reply_queued=queued, mentions=[name for _, name in mentioned]
-    )
+    return Posted(message, created=True, reply_queued=queued, mentions=names)
 
 
 def _retried(existing: Message) -> Posted:
@@ -177,16 +189,16 @@ def _lock_room_for_questions(room_id: UUID) -> bool:
 
 def _insert(
     conversation: Conversation, sender: User, content: str, client_id: str | None
-) -> Message:
-    message = message_insert(
+) -> Stored:
+    stored = message_insert(
         conversation=conversation, sender=sender, content=content, client_id=client_id
     )
-    if message is None:
+    if stored is None:
         if not User.objects.filter(pk=sender.pk, is_active=True).exists():
             raise NotAuthenticated("This account is no longer active.")
         what = "room" if conversation.session_id is None else "AI session"
         raise NotFound(f"No such {what}.")
-    return message
+    return stored
 
 
 def _lock_active_session(session_id: UUID) -> None:
@@ -401,9 +413,9 @@ def session_update(
         return session
     session.save(update_fields=["title", "model", "persona", "system_prompt"])
     conversation = Conversation(room_id=session.room_id, session_id=session.pk)
-    note = Message.objects.create(
-        room_id=session.room_id,
-        ai_session_id=session.pk,
+    # In the conversation's order, as any message (chat.order), so catch-up finds it.
+    note = message_append(
+        conversation=conversation,
         sender=actor,
         content=_note_text(actor, changes),
         note={"kind": "session_settings", "changes": changes},
@@ -411,8 +423,14 @@ def session_update(
     updated = SessionUpdated(session=after, username=actor.username)
     # Not `frame()`: a persona of null (the session's own prompt) must reach the members.
     publish_on_commit(frame_event(conversation.group, updated.model_dump()))
-    others, mine = chat_message_frames(note)
-    publish_on_commit(frame_event(conversation.group, others, sender_id=actor.pk, self_frame=mine))
+    publish_on_commit(
+        chat_message_event(
+            conversation.group,
+            note.message,
+            previous_id=note.previous_id,
+            owner_id=note.owner_id,
+        )
+    )
     announce_session("session_updated", session, actor=actor)
     ai_success(
         "AI session %s changed by user %s: %s",

@@ -58,6 +58,10 @@ router.add_api_operation(
     views.session_messages,
     response={200: schemas.SessionMessagesOut, **errors(401, 404)},
     summary="Messages of an AI session, oldest first",
+    description=(
+        "As room chat history: `after=` is exact and `changed_after=` brings the edits and "
+        "deletions since (`changes`, `change_seq`)."
+    ),
 )
 router.add_api_operation(
     "/sessions/{uuid:session_id}/deactivate/",

@@ -14,9 +14,8 @@ from ninja import Query, Status
 
 from accounts.models import User
 from chat.access import access_room
-from chat.api import HistoryQuery
+from chat.api import HistoryQuery, page_body
 from chat.conversations import Conversation
-from chat.events import messages_out
 from chat.selectors import message_page
 from core.errors import ValidationFailed
 from llm import budgets, personas, selectors, services, summaries
@@ -99,9 +98,10 @@ def session_messages(
         before=query.before,
         after=query.after,
         limit=query.limit,
+        changed_after=query.changed_after,
+        changes_read=session.changes,
     )
-    messages = messages_out(page.messages, viewer_id=_user(request).pk, mentions=page.mentions)
-    return {"result": "success", "messages": messages, "has_more": page.has_more}
+    return page_body(page, viewer=_user(request), owner_id=session.room.owner_id)
 
 
 def patch_session(

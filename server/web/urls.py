@@ -13,6 +13,7 @@ urlpatterns = [
     path("rooms/<uuid:room_id>/", views.room_page, name="room"),
     path("ai/<uuid:session_id>/", views.session_page, name="session"),
     path("usage/", views.usage_page, name="usage"),
+    path("search/", views.search_page, name="search"),
     path("jsi18n/", JavaScriptCatalog.as_view(packages=["web"]), name="jsi18n"),
     path("i18n/setlang/", set_language, name="set_language"),
 ]

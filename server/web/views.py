@@ -122,3 +122,9 @@ def session_page(request: HttpRequest, session_id: UUID) -> HttpResponse:
 @signed_in_page
 def usage_page(request: HttpRequest) -> HttpResponse:
     return _page(request, "web/usage.html")
+
+
+@require_safe
+@signed_in_page
+def search_page(request: HttpRequest) -> HttpResponse:
+    return _page(request, "web/search.html")

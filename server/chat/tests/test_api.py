@@ -6,8 +6,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from chat.conversations import Conversation
 from chat.models import ChatRoom, Message
 from chat.services import room_create
+from llm.services import message_post
 
 pytestmark = pytest.mark.django_db
 
@@ -141,6 +143,11 @@ def test_history_latest_page_oldest_first(client_for, room, alice, bob):
         "is_self",
         "is_ai",
         "mentions",
+        "edited_at",
+        "deleted",
+        "reply_to_edited",
+        "can_edit",
+        "can_delete",
     }
     assert first["is_self"] is False
     assert first["timestamp"].endswith("+00:00")
@@ -168,14 +175,25 @@ def test_history_bad_query(client_for, room, alice, query):
 
 
 def test_history_query_count_is_pinned(client_for, room, alice, bob):
-    _messages(room, alice, 10)
+    for n in range(10):
+        message_post(
+            conversation=Conversation(room_id=room.pk, session_id=None),
+            sender=alice,
+            text=f"@bob look at {n}",
+            rate_limited=False,
+        )
     _messages(room, bob, 10)
     c = client_for(alice)
     c.get("/api/auth/me/")
     with CaptureQueriesContext(connection) as ctx:
-        assert len(c.get(f"/api/chat/rooms/{room.pk}/messages/").json()["messages"]) == 20
+        body = c.get(f"/api/chat/rooms/{room.pk}/messages/").json()
+    assert [m["mentions"] for m in body["messages"]] == [["bob"]] * 10 + [[]] * 10
     # session + user + room access (room, participants) + page + the page's mentions
     assert len(ctx.captured_queries) == 6
+    # A page where no message has an `@` mentions nobody: no query for it.
+    with CaptureQueriesContext(connection) as ctx:
+        c.get(f"/api/chat/rooms/{room.pk}/messages/?after={body['messages'][9]['message_id']}")
+    assert len(ctx.captured_queries) == 5
 
 
 # --- the authorisation matrix -----------------------------------------------------------------

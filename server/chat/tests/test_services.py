@@ -6,8 +6,10 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.forms.models import model_to_dict
 
+from accounts.models import User
 from chat.conversations import Conversation
 from chat.models import Message
+from chat.order import Stored
 from chat.services import message_insert, room_create
 from llm.models import AiChatSession
 
@@ -31,10 +33,11 @@ def test_the_fast_insert_writes_the_row_the_orm_writes(alice, kind):
         else None
     )
     conversation = Conversation(room_id=room.pk, session_id=session.pk if session else None)
-    fast = message_insert(
+    stored = message_insert(
         conversation=conversation, sender=alice, content="héllo 👋", client_id="c-1"
     )
-    assert fast is not None
+    assert stored is not None
+    fast = stored.message
     orm = Message.objects.create(
         room=room,
         ai_session=session,
@@ -57,7 +60,7 @@ def test_a_non_member_is_not_stored(alice, bob):
     room = room_create(owner=alice, name="devs")
     conversation = Conversation(room_id=room.pk)
 
-    def say(text: str) -> Message | None:
+    def say(text: str) -> Stored | None:
         return message_insert(conversation=conversation, sender=bob, content=text, client_id=None)
 
     assert say("x") is None
@@ -77,3 +80,37 @@ def test_a_reused_client_id_keeps_the_callers_transaction_usable(alice):
             message_insert(conversation=conversation, sender=alice, content="b", client_id="same")
         # Still usable: the failed insert ran under a savepoint.
         assert Message.objects.filter(room=room).count() == 1
+
+
+@pytest.mark.parametrize("kind", ["room", "session"])
+def test_each_message_names_the_one_before_it_in_its_conversation(alice, bob, kind):
+    room = room_create(owner=alice, name="devs")
+    room.participants.add(bob)
+    other = Conversation(room_id=room_create(owner=alice, name="other").pk)
+    conversation = Conversation(room_id=room.pk)
+    if kind == "session":
+        session = AiChatSession.objects.create(room=room, created_by=alice, model="m")
+        conversation = Conversation(room_id=room.pk, session_id=session.pk)
+    previous = 0
+    for n, sender in enumerate([alice, bob, bob, alice]):
+        stored = message_insert(
+            conversation=conversation, sender=sender, content=f"m{n}", client_id=None
+        )
+        assert stored is not None
+        assert (stored.previous_id, stored.owner_id) == (previous, alice.pk)
+        previous = stored.message.pk
+        # Another conversation's messages, a refused one and a failed one do not come between.
+        message_insert(conversation=other, sender=alice, content="elsewhere", client_id=None)
+        assert (
+            message_insert(
+                conversation=conversation, sender=User(pk=2**40), content="x", client_id=None
+            )
+            is None
+        )
+        with transaction.atomic():
+            message_insert(conversation=conversation, sender=alice, content="y", client_id="dup")
+            with pytest.raises(IntegrityError):
+                message_insert(
+                    conversation=conversation, sender=alice, content="y", client_id="dup"
+                )
+            transaction.set_rollback(True)

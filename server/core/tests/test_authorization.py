@@ -58,7 +58,9 @@ def operations() -> list[Operation]:
                     template=template,
                     path_params=tuple(p["name"] for p in params if p["in"] == "path"),
                     query_ids=tuple(
-                        p["name"] for p in params if p["in"] == "query" and _is_id(p["schema"])
+                        p["name"]
+                        for p in params
+                        if p["in"] == "query" and (_is_id(p["schema"]) or p.get("required"))
                     ),
                     body=body,
                     secured=bool(spec.get("security")),
@@ -78,12 +80,13 @@ def _takes_an_id(op: Operation) -> bool:
 class Ids:
     room: str
     session: str
+    message: str = str(2**62 - 1)
 
 
 # How to fill each parameter: an id from `Ids`, or a fixed value that would be valid for a
 # member. A parameter missing here fails the sweep: add it, don't skip it.
-PATH = {"room_id": "room", "session_id": "session", "username": "=bob"}
-QUERY = {"room_uuid": "room", "session_id": "session"}
+PATH = {"room_id": "room", "session_id": "session", "username": "=bob", "message_id": "message"}
+QUERY = {"room_uuid": "room", "session_id": "session", "q": "=secret"}
 BODY = {
     "room_uuid": "room",
     "username": "=bob",
@@ -91,6 +94,7 @@ BODY = {
     "password": "=x",
     "monthly_usd": "=5",
     "message_id": "=1",
+    "message": "=changed",
 }
 
 
@@ -128,9 +132,9 @@ def hidden(alice, bob) -> Ids:
     room = room_create(owner=alice, name="secret plans")
     room.participants.add(bob)
     session = AiChatSession.objects.create(room=room, created_by=alice, model="echo")
-    Message.objects.create(room=room, sender=bob, content="room chat nobody else may read")
+    said = Message.objects.create(room=room, sender=bob, content="room chat nobody else may read")
     Message.objects.create(room=room, sender=alice, ai_session=session, content="for the AI")
-    return Ids(room=str(room.pk), session=str(session.pk))
+    return Ids(room=str(room.pk), session=str(session.pk), message=str(said.pk))
 
 
 def _missing() -> Ids:
@@ -143,7 +147,7 @@ def _state(ids: Ids) -> Any:
         room.name,
         sorted(room.participants.values_list("username", flat=True)),
         list(AiChatSession.objects.filter(room=room).values_list("pk", "is_active")),
-        Message.objects.filter(room=room).count(),
+        list(Message.objects.filter(room=room).values_list("content", "deleted_at")),
     )
 
 
@@ -165,6 +169,9 @@ def test_the_sweep_finds_the_operations_that_take_ids():
         "POST /api/llm/sessions/{session_id}/deactivate/",
         "POST /api/chat/rooms/{room_id}/summary/",
         "PATCH /api/llm/sessions/{session_id}/",
+        "PATCH /api/chat/messages/{message_id}/",
+        "DELETE /api/chat/messages/{message_id}/",
+        "GET /api/chat/search/",
     }
 
 

@@ -151,7 +151,8 @@ def _body_operations() -> list[tuple[str, str, dict[str, Any]]]:
             path = template
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "path":
-                    path = path.replace("{" + parameter["name"] + "}", str(uuid.uuid4()))
+                    value = "1" if parameter["schema"].get("type") == "integer" else uuid.uuid4()
+                    path = path.replace("{" + parameter["name"] + "}", str(value))
             found.append((method.upper(), path, schemas[ref.rsplit("/", 1)[1]]))
     assert found, "the API has no JSON bodies? the document could not be read"
     return found

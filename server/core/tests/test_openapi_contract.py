@@ -69,7 +69,7 @@ def world(make_user: Any, settings: Any) -> Iterator[World]:
     room.participants.add(member)
     session = AiChatSession.objects.create(room=room, created_by=user, model="echo")
     Message.objects.create(room=room, sender=member, content="room chat")
-    Message.objects.create(room=room, sender=user, ai_session=session, content="to the AI")
+    mine = Message.objects.create(room=room, sender=user, ai_session=session, content="to the AI")
     yield World(
         user=user,
         ids={
@@ -77,6 +77,7 @@ def world(make_user: Any, settings: Any) -> Iterator[World]:
             "room_uuid": str(room.pk),
             "session_id": str(session.pk),
             "username": "member",
+            "message_id": str(mine.pk),
         },
     )
     request_started.connect(close_old_connections)

@@ -87,8 +87,12 @@ async def test_every_reply_frame_and_history_item_names_its_question(
     answers = {m["reply_to"]: m for m in items if m["is_ai"]}
     assert set(answers) == {q1, q2, q3}
     assert answers[q1]["message"] == SLOW.text
-    # History says of a reply what its final frame said.
-    assert answers[q3] == {k: v for k, v in final.items() if k != "type"}
+    # History says of a reply what its final frame said; the frame alone names the message
+    # before it (for catch-up), and history alone says it was never edited.
+    assert answers[q3].pop("edited_at") is None
+    assert answers[q3] == {k: v for k, v in final.items() if k not in ("type", "previous_id")}
+    ids = [m["message_id"] for m in items]
+    assert final["previous_id"] == ids[ids.index(final["message_id"]) - 1]
     for m in items:
         if not m["is_ai"]:
             assert {"reply_to", "usage", "version"}.isdisjoint(m)

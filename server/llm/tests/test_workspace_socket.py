@@ -21,6 +21,7 @@ from chat.workspace import (
     Read,
     RoomActivity,
     RoomAdded,
+    RoomChanged,
     RoomRemoved,
     RoomUpdated,
 )
@@ -125,6 +126,41 @@ async def test_read_reaches_the_users_other_sockets(ws, room, alice, bob):
     )
     for tab in (tab_one, tab_two):
         assert (await until(tab, "read"))["last_read_message_id"] == message.pk
+
+
+async def test_editing_and_deleting_keep_unread_mentions_and_last_message_true(
+    ws, room, alice, bob
+):
+    from chat import edits
+
+    plain = await say(room, alice, "see the logs")
+    named = await say(room, alice, "@bob have a look")
+    me_b = await ws("/ws/me/", bob)
+    me_a = await ws("/ws/me/", alice)
+    # The edit of the first message adds a mention; its text is not the room's last message.
+    await sync_to_async(edits.message_edit)(
+        message_id=plain.pk, actor=alice, text="@bob see the logs"
+    )
+    frame = await until(me_b, "room_changed")
+    RoomChanged(**frame)
+    assert (frame["unread_count"], frame["mention_count"], frame["last_changed"]) == (2, 2, False)
+    # Deleting the last message: one unread and one mention fewer, the preview goes back.
+    await sync_to_async(edits.message_delete)(message_id=named.pk, actor=alice)
+    frame = await until(me_b, "room_changed")
+    assert (frame["unread_count"], frame["mention_count"], frame["last_changed"]) == (1, 1, True)
+    assert frame["last_message"]["message_id"] == plain.pk
+    assert frame["last_message"]["preview"] == "@bob see the logs"
+    # The sender's own counts never include her messages: the edit changed nothing she sees,
+    # so her first frame is the deletion's, with the new last message.
+    mine = await until(me_a, "room_changed")
+    assert mine["last_changed"] is True
+    assert (mine["unread_count"], mine["last_message"]["message_id"]) == (0, plain.pk)
+    # What the socket counted is what a new one reads from the database.
+    fresh = await ws("/ws/me/", bob)
+    later = await say(room, alice, "and one more")
+    for sock in (me_b, fresh):
+        activity = await until(sock, "room_activity")
+        assert (activity["message_id"], activity["unread_count"]) == (later.pk, 2)
 
 
 async def test_rooms_added_and_removed(ws, room, alice, bob, make_user):

@@ -16,7 +16,7 @@ from chat.models import ChatRoom
 from llm.models import AiChatSession
 from web.middleware import HEADER
 
-PAGES = ["/rooms/", "/usage/"]
+PAGES = ["/rooms/", "/usage/", "/search/"]
 
 
 class ScriptAudit(HTMLParser):

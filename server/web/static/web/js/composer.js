@@ -1,13 +1,25 @@
-// The box a message is written in: Enter sends, Shift+Enter starts a new line, the counter
-// appears near the limit, and a rate limit holds sending until its retry_after has passed.
-// Typing `@` offers the members' names (mentions.js); `onType` hears every keystroke that
-// changes the text, so the page can say its user is typing.
+// The box a message is written in: Enter sends, Shift+Enter starts a new line, ↑ in the empty
+// box edits one's last message, the counter appears near the limit, and a rate limit holds
+// sending until its retry_after has passed. Typing `@` offers the members' names
+// (mentions.js); `onType` hears every keystroke that changes the text, so the page can say its
+// user is typing.
 import { gettext } from "./i18n.js";
 import { MentionPicker } from "./mentions.js";
 
 export class Composer {
-  constructor({ form, input, sendButton, counter, max, me, onSend, onType = () => {} }) {
-    Object.assign(this, { input, sendButton, counter, max, onSend, onType });
+  // `onEditLast()` starts editing one's last message; false when there is none.
+  constructor({
+    form,
+    input,
+    sendButton,
+    counter,
+    max,
+    me,
+    onSend,
+    onType = () => {},
+    onEditLast = () => false,
+  }) {
+    Object.assign(this, { input, sendButton, counter, max, onSend, onType, onEditLast });
     this.enabled = true;
     this.holdTimer = null;
     this.holdUntil = 0;
@@ -25,6 +37,8 @@ export class Composer {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
         event.preventDefault();
         this.submit();
+      } else if (event.key === "ArrowUp" && !event.isComposing && this.input.value === "" && this.onEditLast()) {
+        event.preventDefault();
       }
     });
     input.addEventListener("input", () => {

@@ -73,6 +73,11 @@ export class LiveConversation {
       aiName: this.aiName,
       renderBody,
       onResend: (clientId, text) => this.transmit(clientId, text),
+      onGap: () => this.socket.isOpen && this.syncAndFlush(),
+      onError: (err) => this.notices.show(sentence(err.code, { message: err.message, max: this.maxChars }), { key: "edit" }),
+      onEditEnd: () => this.composer.input.focus(),
+      // A search result opens the page at its message: ?message=<id>.
+      focusId: new URLSearchParams(window.location.search).get("message"),
     });
     this.composer = new Composer({
       form: $("#composer"),
@@ -86,6 +91,7 @@ export class LiveConversation {
         this.transmit(this.list.addPending(text), text);
       },
       onType: () => this.typing.typed(),
+      onEditLast: () => this.list.editLast(),
     });
     this.socket = new LiveSocket(socketPath, {
       onFrame: (frame) => this.dispatch(frame),
@@ -106,6 +112,8 @@ export class LiveConversation {
       this.typing.gone(frame.username);
       this.list.confirm(frame);
     });
+    this.on("message_edited", (frame) => this.list.edited(frame));
+    this.on("message_deleted", (frame) => this.list.deleted(frame));
     // Several people typing at once come in one frame (`usernames`).
     this.on("typing", (frame) => {
       for (const name of frame.usernames || [frame.username]) this.typing.heard(name);

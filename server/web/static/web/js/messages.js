@@ -6,10 +6,20 @@
 // after a reconnect it is sent again with the same id, which the server stores only once. One
 // not echoed within SEND_TIMEOUT_MS says so ("Not sent", with Send again): SPEC 9.5.
 //
+// Catching up is exact (SPEC 9.4). Ids are committed in order within a conversation, so the
+// list keeps `cursor`, the id up to which it has every message: history pages move it, and a
+// live message moves it when its `previous_id` is the cursor. A message whose predecessor has
+// not arrived (another server process published it first, or a frame was lost) waits ahead of
+// the cursor; after a reconnect, a gap in the frames, or a predecessor still missing after a
+// moment, the list asks for `after=<cursor>`. Edits and deletions are caught up the same way:
+// `changeSeq` is the conversation's change number the list is current with, and the same
+// request carries `changed_after=<changeSeq>`.
+//
 // A day separator precedes the first message of each day; older messages load as the reader
 // scrolls up to the top; the members a message mentions are highlighted, and a message that
 // mentions the reader stands out.
 import { api } from "./api.js";
+import { confirmButton } from "./confirm.js";
 import { h, newClientId } from "./dom.js";
 import { gettext, lang } from "./i18n.js";
 import { noteText } from "./threads.js";
@@ -55,11 +65,13 @@ export function finishNote(reason) {
 const NEAR_BOTTOM_PX = 96;
 const CATCH_UP_PAGE = 200;
 const CATCH_UP_MAX_PAGES = 100;
-// The server allots a message's id before it commits it, so a message committed a moment
-// after a later one can carry the lower id, and a client that reconnected in between would
-// never fetch it by asking for what came after the last id it shows. Catching up from this
-// many messages back covers that race; upsert shows each message once.
-const CATCH_UP_OVERLAP = 20;
+// A message or a change whose predecessor has not arrived after this long was missed, not
+// merely overtaken: catch up.
+const MISSING_AFTER_MS = 2000;
+// Messages shown before the one a page opens at (a search result).
+const CONTEXT_BEFORE = 25;
+// How long a message brought into view (a search result, a reply's question) stays marked.
+const FLASH_MS = 2500;
 // How long an echo may trail the refusal of a later message (the echo travels through the
 // channel layer, the refusal does not).
 const REFUSAL_GRACE_MS = 1500;
@@ -67,12 +79,38 @@ const REFUSAL_GRACE_MS = 1500;
 const SEND_TIMEOUT_MS = 10000;
 
 export class MessageList {
-  constructor({ list, tail, scroller, olderButton, empty, historyPath, me, aiName, renderBody, onResend }) {
-    Object.assign(this, { list, tail, scroller, olderButton, empty, historyPath, me, aiName, renderBody, onResend });
+  // `onGap()` asks for a catch-up; `onError(err)` reports a refused edit or deletion;
+  // `onEditEnd()` runs when an edit is saved or abandoned; `focusId` is a message to open at.
+  constructor({
+    list,
+    tail,
+    scroller,
+    olderButton,
+    empty,
+    historyPath,
+    me,
+    aiName,
+    renderBody,
+    onResend,
+    onGap = () => {},
+    onError = () => {},
+    onEditEnd = () => {},
+    focusId = null,
+  }) {
+    Object.assign(this, { list, tail, scroller, olderButton, empty, historyPath, me, aiName, renderBody, onResend, onGap, onError, onEditEnd });
+    this.focusId = Number(focusId) > 0 ? Number(focusId) : null;
     this.ids = [];
     this.byId = new Map();
+    // The latest of each message as the server gave it (history, frames, edits merged).
+    this.data = new Map();
     this.pending = new Map();
     this.loaded = false;
+    this.cursor = 0;
+    this.ahead = new Map();
+    this.changeSeq = null;
+    this.changesAhead = new Set();
+    this.missingTimer = null;
+    this.editing = null;
     // Set by the page's AI renderer (ai_replies.js): what an AI reply shows besides its text
     // (`aiParts(msg)` gives `{ before, after }` nodes), and what follows each message shown
     // (`onShown(msg, el)`, which groups the answers to one question as versions).
@@ -159,49 +197,50 @@ export class MessageList {
     }
     const isAi = this.isAi(msg);
     const isSelf = !isAi && (Boolean(msg.is_self) || msg.username === this.me);
-    const body = h("div", { class: "body" }, this.renderBody(msg, isAi));
-    const mentionsMe = highlightMentions(body, msg.mentions, this.me);
-    const note = finishNote(msg.finish_reason);
-    const parts = isAi && this.aiParts ? this.aiParts(msg) : {};
+    const deleted = Boolean(msg.deleted);
+    const body = h("div", { class: "body" }, deleted ? h("p", { class: "deleted-note" }, gettext("This message was deleted.")) : this.renderBody(msg, isAi));
+    const mentionsMe = !deleted && highlightMentions(body, msg.mentions, this.me);
+    const notes = [finishNote(msg.finish_reason), msg.reply_to_edited ? gettext("The question was edited after this reply.") : null].filter(Boolean);
+    const edited = msg.edited_at && !deleted ? h("span", { class: "edited", title: editedWhen(msg.edited_at) }, gettext("edited")) : null;
+    const parts = isAi && !deleted && this.aiParts ? this.aiParts(msg) : {};
     return h(
       "li",
       {
-        class: `msg${isSelf ? " self" : ""}${isAi ? " ai" : ""}${mentionsMe ? " mentions-me" : ""}`,
-        dataset: { messageId: msg.message_id, author: msg.username, day: dayOf(msg.timestamp) },
+        class: `msg${isSelf ? " self" : ""}${isAi ? " ai" : ""}${mentionsMe ? " mentions-me" : ""}${deleted ? " deleted" : ""}`,
+        dataset: { messageId: msg.message_id, author: msg.username, day: dayOf(msg.timestamp), text: msg.message },
       },
-      h("div", { class: "meta" }, h("span", { class: "author" }, msg.username), " ", timeElement(msg.timestamp)),
+      h("div", { class: "meta" }, h("span", { class: "author" }, msg.username), " ", timeElement(msg.timestamp), edited ? " " : null, edited, this.actions(msg)),
       parts.before || null,
       body,
-      note ? h("p", { class: "finish" }, note) : null,
+      ...notes.map((note) => h("p", { class: "finish" }, note)),
       parts.after || null,
     );
   }
 
-  // Add a stored message, or refresh it (an AI reply first shown from its stream).
+  // Edit and Delete, for what the server says this viewer may do (can_edit, can_delete).
+  actions(msg) {
+    if (msg.deleted || (!msg.can_edit && !msg.can_delete)) return null;
+    const id = Number(msg.message_id);
+    const buttons = [];
+    if (msg.can_edit) buttons.push(h("button", { type: "button", class: "quiet small", onclick: () => this.startEdit(id) }, gettext("Edit")));
+    if (msg.can_delete) buttons.push(confirmButton(gettext("Delete"), gettext("Delete for everyone?"), () => this.remove(id)));
+    return h("span", { class: "msg-actions" }, ...buttons);
+  }
+
+  // Add a stored message, or refresh it: an AI reply first shown from its stream, then from
+  // the stored reply with its usage; an edit; a deletion. What is known of it is merged.
   upsert(msg) {
     const id = Number(msg.message_id);
     if (!Number.isInteger(id) || id <= 0) return null;
+    const known = this.data.get(id);
+    const merged = known ? { ...known, ...msg } : msg;
+    this.data.set(id, merged);
     const existing = this.byId.get(id);
     if (existing) {
-      // An AI reply is first shown from its stream, then from the stored reply with its usage.
-      const more = Boolean(msg.usage) && !existing.dataset.usage;
-      if (more || existing.dataset.text !== msg.message || (msg.finish_reason || "") !== (existing.dataset.finish || "")) {
-        const fresh = this.element(msg);
-        fresh.dataset.text = msg.message;
-        fresh.dataset.finish = msg.finish_reason || "";
-        if (msg.usage) fresh.dataset.usage = "1";
-        this.seenWatch.unobserve(existing);
-        existing.replaceWith(fresh);
-        this.byId.set(id, fresh);
-        this.seenWatch.observe(fresh);
-        this.onShown?.(msg, fresh);
-      }
+      if (signature(merged) !== signature(known) && this.editing?.id !== id) this.replace(id, this.element(merged));
       return this.byId.get(id);
     }
-    const el = this.element(msg);
-    el.dataset.text = msg.message;
-    el.dataset.finish = msg.finish_reason || "";
-    if (msg.usage) el.dataset.usage = "1";
+    const el = this.element(merged);
     // Insert in id order; live messages almost always go last, so search from the end.
     let at = this.ids.length;
     while (at > 0 && this.ids[at - 1] > id) at -= 1;
@@ -215,8 +254,19 @@ export class MessageList {
     });
     this.seenWatch.observe(el);
     this.showEmpty();
-    this.onShown?.(msg, el);
+    this.onShown?.(merged, el);
     return el;
+  }
+
+  replace(id, fresh) {
+    const existing = this.byId.get(id);
+    if (!existing) return;
+    this.seenWatch.unobserve(existing);
+    fresh.hidden = existing.hidden;
+    existing.replaceWith(fresh);
+    this.byId.set(id, fresh);
+    this.seenWatch.observe(fresh);
+    this.onShown?.(this.data.get(id), fresh);
   }
 
   ownSeparator(el) {
@@ -309,6 +359,164 @@ export class MessageList {
       this.pending.delete(frame.client_id);
     }
     this.upsert(frame);
+    this.follow(frame);
+  }
+
+  // --- the catch-up cursors ----------------------------------------------------------------
+
+  // A live message moves the cursor when it comes right after it.
+  follow(frame) {
+    const id = Number(frame.message_id);
+    const previous = frame.previous_id;
+    if (typeof previous !== "number" || id <= this.cursor) return;
+    if (previous <= this.cursor) this.advance(id);
+    else {
+      this.ahead.set(previous, id);
+      this.watchForMissing();
+    }
+  }
+
+  advance(id) {
+    this.cursor = Math.max(this.cursor, id);
+    while (this.ahead.has(this.cursor)) {
+      const next = this.ahead.get(this.cursor);
+      this.ahead.delete(this.cursor);
+      this.cursor = next;
+    }
+    for (const previous of [...this.ahead.keys()]) if (previous < this.cursor) this.ahead.delete(previous);
+  }
+
+  // A change numbered right after the list's moves it on; one further ahead waits.
+  changed(seq) {
+    if (typeof seq !== "number" || this.changeSeq === null || seq <= this.changeSeq) return;
+    if (seq === this.changeSeq + 1) {
+      this.changeSeq = seq;
+      while (this.changesAhead.delete(this.changeSeq + 1)) this.changeSeq += 1;
+    } else {
+      this.changesAhead.add(seq);
+      this.watchForMissing();
+    }
+  }
+
+  changesCaughtUp(seq) {
+    this.changeSeq = Math.max(this.changeSeq ?? 0, seq);
+    for (const ahead of [...this.changesAhead]) if (ahead <= this.changeSeq) this.changesAhead.delete(ahead);
+  }
+
+  watchForMissing() {
+    if (this.missingTimer !== null) return;
+    this.missingTimer = setTimeout(() => {
+      this.missingTimer = null;
+      if (this.ahead.size || this.changesAhead.size) this.onGap();
+    }, MISSING_AFTER_MS);
+  }
+
+  // --- edits and deletions -----------------------------------------------------------------
+
+  edited(frame) {
+    if (this.data.has(Number(frame.message_id))) this.upsert({ message_id: frame.message_id, message: frame.message, edited_at: frame.edited_at, mentions: frame.mentions || [] });
+    for (const reply of frame.replies || []) if (this.data.has(Number(reply))) this.upsert({ message_id: reply, reply_to_edited: true });
+    this.changed(frame.change_seq);
+  }
+
+  deleted(frame) {
+    if (this.data.has(Number(frame.message_id))) this.upsert(tombstone(frame.message_id));
+    this.changed(frame.change_seq);
+  }
+
+  // Items of `changes` (history): only messages the list shows are refreshed.
+  applyChanges(items) {
+    for (const item of items || []) if (this.data.has(Number(item.message_id))) this.upsert(item);
+  }
+
+  // ↑ in an empty composer: edit one's last message. False when there is none to edit.
+  editLast() {
+    for (let at = this.ids.length - 1; at >= 0; at -= 1) {
+      const msg = this.data.get(this.ids[at]);
+      if (msg && msg.can_edit && !msg.deleted) {
+        this.startEdit(msg.message_id);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  startEdit(messageId) {
+    const id = Number(messageId);
+    const msg = this.data.get(id);
+    const el = this.byId.get(id);
+    if (!msg || !el) return;
+    if (this.editing) this.endEdit();
+    const input = h("textarea", { class: "edit-input", rows: "2", maxlength: "8000", "aria-label": gettext("Edit message") });
+    input.value = msg.message;
+    const save = h("button", { type: "submit", class: "primary small" }, gettext("Save"));
+    const cancel = h("button", { type: "button", class: "quiet small" }, gettext("Cancel"));
+    const form = h("form", { class: "edit-form" }, input, h("div", { class: "edit-row" }, h("span", { class: "hint" }, gettext("Enter saves; Esc cancels.")), cancel, save));
+    const body = el.querySelector(".body");
+    body.replaceWith(form);
+    el.classList.add("editing");
+    this.editing = { id, form, body };
+    const submit = async () => {
+      const text = input.value.trim();
+      if (!text || text === msg.message) {
+        this.endEdit();
+        return;
+      }
+      save.disabled = true;
+      try {
+        const result = await api(`/api/chat/messages/${id}/`, { method: "PATCH", body: { message: text } });
+        this.endEdit();
+        this.upsert(result.message);
+      } catch (err) {
+        save.disabled = false;
+        this.onError(err);
+      }
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      submit();
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        this.endEdit();
+      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        submit();
+      }
+    });
+    cancel.addEventListener("click", () => this.endEdit());
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  endEdit() {
+    const editing = this.editing;
+    if (!editing) return;
+    this.editing = null;
+    this.replace(editing.id, this.element(this.data.get(editing.id)));
+    this.onEditEnd();
+  }
+
+  async remove(messageId) {
+    const id = Number(messageId);
+    try {
+      const result = await api(`/api/chat/messages/${id}/`, { method: "DELETE" });
+      this.upsert(result.message);
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+
+  // Bring a message into view and mark it for a moment (a search result opened here, the
+  // question a reply answers).
+  reveal(messageId, { smooth = false } = {}) {
+    const el = this.byId.get(Number(messageId));
+    if (!el) return false;
+    el.classList.add("flash");
+    el.scrollIntoView({ block: "center", behavior: smooth ? "smooth" : "auto" });
+    setTimeout(() => el.classList.remove("flash"), FLASH_MS);
+    return true;
   }
 
   // Called when the server refused a message: the pending ones sent before the refusal and
@@ -350,13 +558,35 @@ export class MessageList {
 
   // --- history ---------------------------------------------------------------------------
 
+  // A page of history after the cursor (or the latest one): shown, and the cursors moved to
+  // what it is current with. The server reads its change number before the rows, so every
+  // change up to it is in them or in `changes`.
+  took(data) {
+    for (const msg of data.messages) this.upsert(msg);
+    this.applyChanges(data.changes);
+    if (data.messages.length) this.advance(data.messages[data.messages.length - 1].message_id);
+    if (typeof data.change_seq === "number") this.changesCaughtUp(data.change_seq);
+  }
+
   async loadLatest() {
     const data = await api(this.historyPath);
-    for (const msg of data.messages) this.upsert(msg);
+    this.took(data);
     this.olderButton.hidden = !data.has_more;
     this.loaded = true;
     this.showEmpty();
     this.scrollToBottom();
+  }
+
+  // Open at a message: a few before it, and everything after it up to now, so the list stays
+  // whole from there to the latest (and the cursor means what it says).
+  async loadAround(messageId) {
+    const data = await api(this.historyPath, { query: { before: messageId + 1, limit: CONTEXT_BEFORE } });
+    this.took(data);
+    this.olderButton.hidden = !data.has_more;
+    this.loaded = true;
+    await this.catchUp();
+    this.showEmpty();
+    if (!this.reveal(messageId)) this.scrollToBottom();
   }
 
   async loadOlder() {
@@ -376,19 +606,47 @@ export class MessageList {
     }
   }
 
-  // After a reconnect: everything stored after the last messages shown, page by page.
+  // After a reconnect or a gap: every message committed after the cursor and every change
+  // after changeSeq, page by page, in the same requests.
   async catchUp() {
-    let after = this.ids.length ? this.ids[Math.max(0, this.ids.length - 1 - CATCH_UP_OVERLAP)] : 0;
     for (let page = 0; page < CATCH_UP_MAX_PAGES; page += 1) {
-      const data = await api(this.historyPath, { query: { after, limit: CATCH_UP_PAGE } });
-      for (const msg of data.messages) this.upsert(msg);
-      if (!data.has_more || !data.messages.length) return;
-      after = data.messages[data.messages.length - 1].message_id;
+      const query = { after: this.cursor, limit: CATCH_UP_PAGE };
+      if (this.changeSeq !== null) query.changed_after = this.changeSeq;
+      const data = await api(this.historyPath, { query });
+      this.took(data);
+      if (!data.has_more && !data.has_more_changes) return;
     }
   }
 
   async sync() {
     if (this.loaded) await this.catchUp();
+    else if (this.focusId) await this.loadAround(this.focusId);
     else await this.loadLatest();
   }
+}
+
+function editedWhen(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : gettext("Edited %(when)s", { when: fullFormat.format(date) });
+}
+
+function tombstone(messageId) {
+  return { message_id: messageId, deleted: true, message: "", edited_at: null, mentions: [], can_edit: false, can_delete: false };
+}
+
+// What a message's element shows: it is rebuilt only when this changes.
+function signature(msg) {
+  if (!msg) return "";
+  return JSON.stringify([
+    msg.message,
+    msg.finish_reason || "",
+    msg.edited_at || "",
+    Boolean(msg.deleted),
+    Boolean(msg.reply_to_edited),
+    Boolean(msg.can_edit),
+    Boolean(msg.can_delete),
+    msg.usage || null,
+    msg.versions || 0,
+    msg.mentions || [],
+  ]);
 }

@@ -27,13 +27,7 @@ export function threadLine(list, replyTo) {
     ? gettext("answering %(name)s: %(text)s", { name: question.dataset.author || "", text: preview(question.dataset.text) })
     : gettext("answering an earlier message");
   const line = h("button", { type: "button", class: "thread quiet", dataset: { replyTo: String(replyTo) } }, "↳ ", label);
-  line.addEventListener("click", () => {
-    const target = list.byId.get(Number(replyTo));
-    if (!target) return;
-    target.scrollIntoView({ block: "center", behavior: "smooth" });
-    target.classList.add("flash");
-    setTimeout(() => target.classList.remove("flash"), 1600);
-  });
+  line.addEventListener("click", () => list.reveal(replyTo, { smooth: true }));
   return line;
 }
 

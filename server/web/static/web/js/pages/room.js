@@ -16,7 +16,7 @@ import { armConfirm, confirmButton } from "../confirm.js";
 import { LiveConversation } from "../conversation.js";
 import { $, h, pageData } from "../dom.js";
 import { gettext } from "../i18n.js";
-import { renderMarkdown, renderPlain } from "../markdown.js";
+import { renderMarkdown } from "../markdown.js";
 import { timeElement } from "../messages.js";
 import { sentence } from "../notices.js";
 import { RoomList, notificationOffer } from "../sidebar.js";
@@ -32,7 +32,8 @@ const live = new LiveConversation({
   data,
   socketPath: `/ws/chat/${roomId}/`,
   historyPath: `/api/chat/rooms/${roomId}/messages/`,
-  renderBody: (msg, isAi) => (isAi ? renderMarkdown(msg.message) : renderPlain(msg.message)),
+  // Markdown, with the same safe renderer as the assistant's replies (markdown.js).
+  renderBody: (msg) => h("div", { class: "md" }, renderMarkdown(msg.message)),
   goneText: gettext("This room no longer exists."),
 });
 new AiReplies(live);

@@ -262,6 +262,6 @@ armConfirm($("#end-session"), gettext("Click again to end the session for everyo
     live.start();
   } else {
     showEnded();
-    await live.list.loadLatest().catch(() => {});
+    await live.list.sync().catch(() => {});
   }
 })();
