@@ -74,3 +74,9 @@ def room_out(view: RoomView, *, viewer_id: int) -> dict[str, object]:
 def room_json(view: RoomView, *, viewer_id: int) -> dict[str, object]:
     """The room as a socket frame carries it (JSON types only: ids and times as text)."""
     return RoomOut.model_validate(room_out(view, viewer_id=viewer_id)).model_dump(mode="json")
+
+
+def last_message_json(message: Message | None) -> dict[str, object] | None:
+    """A room's last message as a socket frame carries it (as `room_json` does the room)."""
+    out = last_message_out(message)
+    return None if out is None else LastMessageOut.model_validate(out).model_dump(mode="json")

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from accounts.models import User
 from chat.models import Message
+from chat.rooms import last_message_json
 from chat.selectors import preview, room_ids_of
 from core.db import db_async
 from core.events import apublish_all, personal_event, publish_on_commit
@@ -134,20 +135,9 @@ def room_changed_event(
             "mentioned_before": mentioned_before,
             "mentioned": mentioned,
             "last_changed": last_changed,
-            "last_message": _last_message(latest) if last_changed else None,
+            "last_message": last_message_json(latest) if last_changed else None,
         },
     )
-
-
-def _last_message(message: Message | None) -> dict[str, Any] | None:
-    if message is None:
-        return None
-    return {
-        "message_id": message.pk,
-        "username": message.sender.username,
-        "preview": preview(message.content),
-        "timestamp": message.created_at.isoformat(),
-    }
 
 
 def announce_room_added(*, user_id: int, room: dict[str, Any]) -> None:

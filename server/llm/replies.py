@@ -214,16 +214,7 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
     ):
         # Its request is not kept: the estimate rebuilds what it was sent, and counts the
         # most output it may have asked for.
-        steering = _steering(stale.session)
-        request = ChatRequest(
-            model=steering.model,
-            messages=context_build(
-                conversation=conversation,
-                trigger=stale.trigger,
-                system_prompt=steering.system_prompt,
-            ),
-            max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
-        )
+        request = _request(conversation, stale)
         _reply_close(
             reply=stale,
             text=stale.checkpoint,
@@ -276,17 +267,7 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
     reply.started_at = timezone.now()
     reply.save(update_fields=["status", "stream_id", "started_at"])
     threads.queue_announce(conversation)
-    steering = _steering(session)
-    request = ChatRequest(
-        model=steering.model,
-        messages=context_build(
-            conversation=conversation,
-            trigger=reply.trigger,
-            system_prompt=steering.system_prompt,
-        ),
-        max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
-        end_user=_end_user_id(reply.requested_by_id),
-    )
+    request = _request(conversation, reply)
     ai_debug(
         "reply %s claimed in %s: %d context messages, model %s",
         reply.pk,
@@ -302,6 +283,20 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
         provider=provider,
         request=request,
         reply_to=reply.trigger_id,
+    )
+
+
+def _request(conversation: Conversation, reply: AiReply) -> ChatRequest:
+    """What the provider is sent for `reply`: its conversation's context up to its question,
+    with the persona and model of its session (or of room chat)."""
+    steering = _steering(reply.session)
+    return ChatRequest(
+        model=steering.model,
+        messages=context_build(
+            conversation=conversation, trigger=reply.trigger, system_prompt=steering.system_prompt
+        ),
+        max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
+        end_user=_end_user_id(reply.requested_by_id),
     )
 
 

@@ -23,7 +23,7 @@ from django.conf import settings
 
 from testkit.proxy import TcpProxy
 from testkit.pytest_plugin import unavailable
-from testkit.servers import ServerProcess
+from testkit.servers import REPO_DIR, ServerProcess
 from testkit.upstream import FakeUpstream, echo
 
 from .live import PASSWORD, start_live_server
@@ -103,6 +103,13 @@ def web_server(browser: Any, upstream: FakeUpstream) -> Iterator[ServerProcess]:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where a test's screenshots go: docs/ (the ones the README shows) with
+    UPDATE_SCREENSHOTS=1, else the test's own temporary folder."""
+    return REPO_DIR / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
 
 
 @pytest.fixture

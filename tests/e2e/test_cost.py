@@ -5,11 +5,9 @@ by its owner and seen by its members where they look."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Callable
 from pathlib import Path
 
-from testkit.servers import REPO_DIR as REPO
 from testkit.upstream import Behavior, FakeUpstream
 
 from .conftest import Person
@@ -29,9 +27,8 @@ def shown_count(value: int) -> str:
 
 
 def test_the_session_panel_and_the_usage_page_show_the_apis_figures(
-    person: Callable[..., Person], upstream: FakeUpstream, tmp_path: Path
+    person: Callable[..., Person], upstream: FakeUpstream, shots: Path
 ) -> None:
-    shots = REPO / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
     ana = person("ana")
     ben = person("ben")
     room = room_with(ana, ben)
@@ -91,9 +88,8 @@ def test_the_session_panel_and_the_usage_page_show_the_apis_figures(
 
 
 def test_the_owner_sets_a_room_budget_and_members_see_what_is_left(
-    person: Callable[..., Person], upstream: FakeUpstream, tmp_path: Path
+    person: Callable[..., Person], upstream: FakeUpstream, shots: Path
 ) -> None:
-    shots = REPO / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
     ana = person("ana")
     ben = person("ben", **PHONE)
     room = room_with(ana, ben)

@@ -4,13 +4,11 @@ UPDATE_SCREENSHOTS=1 they replace the ones in docs/ that the README shows."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from testkit.servers import REPO_DIR
 from testkit.upstream import Behavior, FakeUpstream
 
 from .conftest import Person
@@ -37,9 +35,8 @@ def fits(page: Any) -> None:
 
 
 def test_pages_fit_phones_and_wide_screens(
-    person: Callable[..., Person], upstream: FakeUpstream, tmp_path: Path
+    person: Callable[..., Person], upstream: FakeUpstream, shots: Path
 ) -> None:
-    shots = REPO_DIR / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
 
     def shoot(who: Person, name: str) -> None:
         fits(who.page)

@@ -5,15 +5,14 @@ that stay text."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from testkit.proxy import TcpProxy
+
 from .conftest import Person
-from .live import REPO
-from .proxy import CuttableProxy
 from .test_chat import XSS_TEXT, assert_inert, message_texts, wait_for_text
 from .test_layout import PHONE, fits
 
@@ -238,7 +237,7 @@ def test_search_finds_korean_and_english_and_opens_the_conversation_at_the_messa
 
 
 def test_edits_and_deletions_made_while_away_show_after_the_reconnect(
-    person: Callable[..., Person], proxy: CuttableProxy
+    person: Callable[..., Person], proxy: TcpProxy
 ) -> None:
     ana = person("ana", base_url=proxy.base_url)
     ben = person("ben", locale="en-US")
@@ -279,12 +278,11 @@ def test_edits_and_deletions_made_while_away_show_after_the_reconnect(
 
 
 def test_the_new_screens_fit_phones_and_wide_screens(
-    person: Callable[..., Person], tmp_path: Path
+    person: Callable[..., Person], shots: Path
 ) -> None:
     """Room chat with an edit in progress, an edited and a deleted message and Markdown, and
     the search page, on a wide screen and a phone; with UPDATE_SCREENSHOTS=1 the shots go to
     docs/ for the README."""
-    shots = REPO / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
 
     def shoot(who: Person, name: str) -> None:
         fits(who.page)

@@ -5,7 +5,6 @@ settings, @AI_Assistant in room chat, and Catch me up. Screenshots of each are t
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from testkit.servers import REPO_DIR as REPO
 from testkit.upstream import Behavior, FakeUpstream
 
 from .conftest import Person
@@ -24,8 +22,7 @@ SLOW = [f"word{n} " for n in range(90)]
 
 
 @pytest.fixture
-def shoot(tmp_path: Path) -> Callable[[Person, str], None]:
-    shots = REPO / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
+def shoot(shots: Path) -> Callable[[Person, str], None]:
 
     def take(who: Person, name: str) -> None:
         fits(who.page)

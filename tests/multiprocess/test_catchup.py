@@ -18,7 +18,6 @@ from django.conf import settings
 from chat.models import Message
 from testkit.upstream import Behavior
 
-from . import test_scaleout
 from .conftest import Cluster, two_servers
 from .test_scaleout import Peer, call_api, make_room, start_session
 
@@ -28,8 +27,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-# The members' sockets, closed after each test (the fixture of test_scaleout).
-peers = test_scaleout.peers
 WRITERS = 8
 READERS = 3
 

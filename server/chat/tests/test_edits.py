@@ -9,17 +9,9 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.services import assistant_user
 from chat.models import ChatRoom, Message
-from chat.services import room_create
 from llm.models import AiChatSession, AiReply
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 def url(message):

@@ -16,13 +16,6 @@ from llm.models import AiChatSession
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
 def say(room, sender, text, **extra):
     return Message.objects.create(room=room, sender=sender, content=text, **extra)
 

@@ -11,7 +11,6 @@ from asgiref.sync import sync_to_async
 
 from accounts.services import assistant_user
 from chat.models import Message
-from chat.services import room_create
 from llm.models import AiReply
 from llm.tests.test_flow import reply_frames, start_session
 from testkit.upstream import Behavior
@@ -19,13 +18,6 @@ from testkit.upstream import Behavior
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SLOW = Behavior(text="".join(f"{n % 10}" for n in range(60)), chunk_chars=1, delay=0.05)
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 async def patch(client_for, user, message_id, text):

@@ -8,7 +8,6 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import ChatRoom, Message
-from chat.services import room_create
 from llm.models import AiReply, LlmUsage, Persona
 from llm.services import persona_save
 from llm.tests.steering import asked, contents, is_reply, say, until, until_reply
@@ -17,13 +16,6 @@ from testkit.upstream import Behavior
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presets")]
 
 SLOW = Behavior(text="".join(f"r{i:02d} " for i in range(40)), chunk_chars=4, delay=0.03)
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 async def room_socket(ws, room, user):

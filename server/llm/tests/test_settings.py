@@ -13,7 +13,6 @@ from django.core.checks import run_checks
 from django.core.exceptions import ValidationError
 
 from chat.models import Message
-from chat.services import room_create
 from llm.models import AiChatSession, Persona
 from llm.services import persona_save
 from llm.tests.sessions import start_session
@@ -23,13 +22,6 @@ from testkit.upstream import Behavior
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presets")]
 
 SEED_KEYS = {"result", "session_id", "room_uuid", "room_name", "message"}
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from chat.models import Message
-from chat.services import room_create
 from llm.models import AiChatSession, LlmUsage
 from llm.tests.steering import asked
 from testkit.upstream import Behavior
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SUMMARY = "- bob proposed Friday\n- alice agreed"
 EVENTS = "text/event-stream"
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 async def chat(room, *lines):

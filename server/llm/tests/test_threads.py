@@ -11,7 +11,6 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat.models import Message
-from chat.services import room_create
 from llm.models import AiReply, LlmUsage
 from llm.tests.sessions import start_session
 from llm.tests.steering import (
@@ -27,13 +26,6 @@ from testkit.upstream import Behavior
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SLOW = Behavior(text="".join(f"w{i:02d} " for i in range(40)), chunk_chars=4, delay=0.03)
-
-
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
 
 
 async def join(ws, sid, *users):

@@ -33,13 +33,6 @@ from llm.workspace import SessionEvent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def room(alice, bob):
-    room = room_create(owner=alice, name="devs")
-    room.participants.add(bob)
-    return room
-
-
 @sync_to_async
 def say(room, user, text):
     return services.message_post(
