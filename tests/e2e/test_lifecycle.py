@@ -121,6 +121,44 @@ def test_edit_with_arrow_up_and_delete_with_a_confirmation(person: Callable[...,
     assert ben.page.locator("textarea.edit-input").count() == 0
 
 
+def test_the_rooms_list_follows_edits_and_deletions(person: Callable[..., Person]) -> None:
+    """An edit or a deletion changes what the others' rooms lists say (unread and mention
+    badges, the last message) without a reload; the sender's own list shows her last message."""
+    ana = person("ana")
+    ben = person("ben")
+    room = shared_room(ana, ben, "리뷰")
+    ben.goto("/rooms/")
+    listed = ben.page.locator(f'a.room-link[data-room-id="{room}"]')
+    listed.wait_for()
+    ana.open_chat(f"/rooms/{room}/")
+    mine = ana.page.locator(f'a.room-link[data-room-id="{room}"]')
+    send(ana, "the build is green")
+    send(ana, "Wrong room, sorry")
+    listed.locator(".count", has_text="2").wait_for()
+    assert "Wrong room" in listed.locator(".preview").inner_text()
+    mine.locator(".preview", has_text="Wrong room").wait_for()
+
+    # ana takes back her last message: one unread fewer, and the one before is the last again.
+    gone = message(ana, "Wrong room")
+    gone.hover()
+    gone.locator(".msg-actions button", has_text="삭제").click()
+    gone.locator(".msg-actions button.armed").click()
+    listed.locator(".count", has_text="1").wait_for()
+    listed.locator(".preview", has_text="the build is green").wait_for()
+    mine.locator(".preview", has_text="the build is green").wait_for()
+
+    # She edits it to name ben: his list now counts an unread mention, and shows the new text.
+    kept = message(ana, "the build is green")
+    kept.hover()
+    kept.locator(".msg-actions button", has_text="수정").click()
+    ana.page.locator("textarea.edit-input").fill(f"@{ben.username} the build is green")
+    ana.page.locator("textarea.edit-input").press("Enter")
+    listed.locator(".count.mention", has_text="@1").wait_for()
+    expected = f"{ana.username}: @{ben.username} the build is green"
+    assert listed.locator(".preview").inner_text() == expected
+    assert ana.errors == ben.errors == []
+
+
 def test_markdown_in_room_chat_is_rendered_safely(person: Callable[..., Person]) -> None:
     ana = person("ana")
     ben = person("ben")

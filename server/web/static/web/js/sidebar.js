@@ -90,7 +90,7 @@ export class RoomList {
         this.container.replaceChildren(h("p", { class: "form-error" }, sentence(event.error.code, { message: event.error.message })));
         return;
       }
-      if (["rooms", "room_added", "room_removed", "room_updated", "room_activity", "room_changed", "read", "member_added", "member_removed", "presence"].includes(event.type)) {
+      if (["rooms", "room_added", "room_removed", "room_updated", "room_activity", "room_changed", "room_shown", "read", "member_added", "member_removed", "presence"].includes(event.type)) {
         this.render();
       }
     });

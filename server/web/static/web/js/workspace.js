@@ -17,6 +17,14 @@ function activityOf(room) {
   return room.last_message ? room.last_message.timestamp : room.created_at;
 }
 
+// As the server's `chat.selectors.preview`: one line, at most PREVIEW_CHARS characters.
+const PREVIEW_CHARS = 140;
+
+function preview(text) {
+  const line = text.split(/\s+/).filter(Boolean).join(" ");
+  return line.length <= PREVIEW_CHARS ? line : `${line.slice(0, PREVIEW_CHARS - 1)}…`;
+}
+
 function members(room) {
   return [room.owner, ...room.participants];
 }
@@ -69,6 +77,21 @@ class Workspace {
 
   isOnline(username) {
     return this.online.get(username) === true;
+  }
+
+  // A room page reports each room-chat message it shows, the user's own included (`/ws/me/`
+  // announces only other people's), so the room's last message in the list is the newest
+  // one this tab knows of.
+  shown(roomId, message) {
+    const room = this.rooms.get(roomId);
+    if (!room || message.deleted || (room.last_message && room.last_message.message_id >= message.message_id)) return;
+    room.last_message = {
+      message_id: message.message_id,
+      username: message.username,
+      preview: preview(message.message),
+      timestamp: message.timestamp,
+    };
+    this.emit({ type: "room_shown", room_id: roomId });
   }
 
   async load() {
@@ -124,6 +147,14 @@ class Workspace {
           room.mention_count += 1;
           this.notify(room, frame);
         }
+        break;
+      case "room_changed":
+        // A message edited or deleted: the counts as the server now has them, and the last
+        // message when it was the one changed.
+        if (!room) return;
+        room.unread_count = frame.unread_count;
+        room.mention_count = frame.mention_count;
+        if (frame.last_changed) room.last_message = frame.last_message;
         break;
       case "read":
         if (!room) return;

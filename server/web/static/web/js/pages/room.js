@@ -38,6 +38,7 @@ const live = new LiveConversation({
 });
 new AiReplies(live);
 const catchUp = new CatchUp(roomId);
+live.on("chat_message", (frame) => workspace?.shown(roomId, frame));
 live.on("room_settings", (frame) => {
   if (!room) return;
   room.ai_mentions = frame.ai_mentions;
@@ -287,6 +288,7 @@ if (workspace) {
     else if (event.type === "member_added" || event.type === "member_removed") refreshRoom();
     else if (event.type.startsWith("session_")) sessionEvent(event.session);
     else if (event.type === "read") live.setUnread({ count: event.unread_count, lastReadId: event.last_read_message_id });
+    else if (event.type === "room_changed") live.setUnread({ count: event.unread_count });
   });
 }
 

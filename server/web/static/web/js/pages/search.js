@@ -105,8 +105,13 @@ function fromUrl() {
   return { q: (params.get("q") || "").trim(), room: params.get("room") || "" };
 }
 
+// Whether the reader searched already: then the search the page starts with is theirs, not
+// the address's (the rooms list may still be loading when they press Enter).
+let asked = false;
+
 form.addEventListener("submit", (event) => {
   event.preventDefault();
+  asked = true;
   const q = input.value.trim();
   const room = roomSelect.value;
   const url = new URL(window.location.href);
@@ -129,6 +134,6 @@ async function loadRooms(selected) {
 
 const start = fromUrl();
 input.value = start.q;
-await loadRooms(start.room);
 input.focus();
-run({ q: start.q, room: roomSelect.value });
+await loadRooms(start.room);
+if (!asked) run({ q: start.q, room: roomSelect.value });
