@@ -112,6 +112,25 @@ def shots(tmp_path: Path) -> Path:
     return REPO_DIR / "docs" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
 
 
+def fits(page: Any) -> None:
+    """Nothing on the page is wider than its window."""
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
+
+
+@pytest.fixture
+def shoot(shots: Path) -> Callable[[Person, str], None]:
+    """Check that a person's page fits its window, then take its screenshot as `<name>.png`."""
+
+    def take(who: Person, name: str) -> None:
+        fits(who.page)
+        path = shots / f"{name}.png"
+        who.page.screenshot(path=str(path))
+        assert path.stat().st_size > 5000
+
+    return take
+
+
 @pytest.fixture
 def proxy(web_server: ServerProcess) -> Iterator[TcpProxy]:
     """A proxy in front of the live server, to drop a browser's socket."""

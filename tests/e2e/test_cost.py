@@ -10,9 +10,9 @@ from pathlib import Path
 
 from testkit.upstream import Behavior, FakeUpstream
 
-from .conftest import Person
+from .conftest import Person, fits
 from .test_ai import ai_reply, room_with, send, start_session
-from .test_layout import PHONE, fits
+from .test_layout import PHONE
 
 
 def shown_usd(api_value: str) -> str:

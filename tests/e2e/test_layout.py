@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from testkit.upstream import Behavior, FakeUpstream
 
-from .conftest import Person
+from .conftest import Person, fits
 from .test_ai import send
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
@@ -29,21 +27,11 @@ ANSWER = (
 )
 
 
-def fits(page: Any) -> None:
-    width = page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
-
-
 def test_pages_fit_phones_and_wide_screens(
-    person: Callable[..., Person], upstream: FakeUpstream, shots: Path
+    person: Callable[..., Person],
+    upstream: FakeUpstream,
+    shoot: Callable[[Person, str], None],
 ) -> None:
-
-    def shoot(who: Person, name: str) -> None:
-        fits(who.page)
-        path = shots / f"{name}.png"
-        who.page.screenshot(path=str(path))
-        assert path.stat().st_size > 5000
-
     minji = person(username="minji")
     daniel = person(username="daniel", locale="en-US")
     room = minji.api("POST", "/api/chat/rooms/", {"name": "백엔드 팀"})["room"]

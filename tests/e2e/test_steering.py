@@ -7,30 +7,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from testkit.upstream import Behavior, FakeUpstream
 
 from .conftest import Person
 from .test_ai import room_with, send, start_session
-from .test_layout import PHONE, fits
+from .test_layout import PHONE
 
 SLOW = [f"word{n} " for n in range(90)]
-
-
-@pytest.fixture
-def shoot(shots: Path) -> Callable[[Person, str], None]:
-
-    def take(who: Person, name: str) -> None:
-        fits(who.page)
-        path = shots / f"{name}.png"
-        who.page.screenshot(path=str(path))
-        assert path.stat().st_size > 5000
-
-    return take
 
 
 def replies(page: Any) -> Any:
