@@ -5,9 +5,11 @@ loads older messages as one scrolls up. Two or three people, each in a browser c
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from testkit.servers import ServerProcess, manage
 
@@ -346,3 +348,34 @@ def test_empty_rooms_and_sessions_say_what_to_do(person: Callable[..., Person]) 
     session_id = ana.api("POST", "/api/llm/start_session/", {"room_uuid": room["id"]})["session_id"]
     ana.open_chat(f"/ai/{session_id}/")
     ana.page.locator("#empty", has_text="아직 질문이 없습니다").wait_for()
+
+
+def test_signing_out_lands_on_sign_in_when_the_sockets_close_first(
+    person: Callable[..., Person],
+) -> None:
+    """Signing out closes the user's sockets (4401) while the page is on its way to the sign-in
+    page; the page must not take that for an expired session and go instead to sign in "next"
+    to where it was."""
+    ana = person("ana")
+    room = room_of(ana, "퇴근")
+    sockets: list[Any] = []
+    ana.page.on("websocket", lambda sock: sockets.append(sock))
+    ana.open_chat(f"/rooms/{room['id']}/")
+    wait_live(ana)
+    # The way to the sign-in page is held until her sockets are closed, so that the page is
+    # still there to hear them close.
+    held: list[Any] = []
+    ana.page.route(lambda url: urlsplit(url).path == "/login/", lambda route: held.append(route))
+    ana.page.click("#sign-out")
+    while not held:
+        ana.page.wait_for_timeout(20)
+    for sock in sockets:
+        if not sock.is_closed():
+            sock.wait_for_event("close")
+    ana.page.unroute_all()
+    for route in held:
+        with contextlib.suppress(Exception):  # one superseded by a later navigation
+            route.continue_()
+    ana.page.wait_for_load_state()
+    assert [urlsplit(route.request.url).query for route in held] == [""]
+    assert urlsplit(ana.page.url).path == "/login/"

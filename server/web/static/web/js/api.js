@@ -42,7 +42,21 @@ export async function api(path, { method = "GET", body, query } = {}) {
   return data;
 }
 
+// Signing out closes every socket of the user (4401) before the page has moved on; that is
+// not a session that ended by itself, so nothing sends the reader to sign in again meanwhile.
+let signingOut = false;
+
+export async function signOut() {
+  signingOut = true;
+  try {
+    await api("/api/auth/logout/", { method: "POST" });
+  } finally {
+    window.location.assign("/login/");
+  }
+}
+
 export function toSignIn() {
+  if (signingOut) return;
   const next = window.location.pathname + window.location.search;
   window.location.assign(`/login/?next=${encodeURIComponent(next)}`);
 }

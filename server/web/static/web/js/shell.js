@@ -1,18 +1,14 @@
 // What every page has: the sign-out button and the narrow-screen side-panel toggle; for a
 // signed-in user also the live workspace (`/ws/me/`, the tab's title) and Ctrl+K.
-import { api } from "./api.js";
+import { signOut } from "./api.js";
 import { installSwitcher } from "./switcher.js";
 import { workspace } from "./workspace.js";
 
-const signOut = document.getElementById("sign-out");
-if (signOut) {
-  signOut.addEventListener("click", async () => {
-    signOut.disabled = true;
-    try {
-      await api("/api/auth/logout/", { method: "POST" });
-    } finally {
-      window.location.assign("/login/");
-    }
+const signOutButton = document.getElementById("sign-out");
+if (signOutButton) {
+  signOutButton.addEventListener("click", () => {
+    signOutButton.disabled = true;
+    signOut();
   });
 }
 
