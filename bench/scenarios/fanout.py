@@ -4,11 +4,15 @@ deliveries a second).
 
 Delivery latency is the receiver's clock minus the send time in the message (one client
 process, so one clock); loss is what had not arrived 5 s after the last send.
+
+BENCH_FANOUT_ONLY="DEBUG on;in-memory layer" runs only the configurations whose names contain
+one of those parts, and BENCH_FANOUT_RATES=40 only those rates (to compare two of them, say).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from dataclasses import dataclass, field
 
@@ -48,7 +52,11 @@ class Config:
 
     @property
     def rates(self) -> tuple[int, ...]:
-        return RATES + HIGH_RATES if self.high else RATES
+        rates = RATES + HIGH_RATES if self.high else RATES
+        chosen = os.environ.get("BENCH_FANOUT_RATES")
+        if chosen:
+            return tuple(r for r in rates if str(r) in chosen.split(","))
+        return rates
 
 
 def configs(quick: bool) -> list[Config]:
@@ -169,6 +177,9 @@ async def _measure(bench: Bench, cfg: Config, duration: float) -> None:
 
 async def run(bench: Bench) -> None:
     duration = 3.0 if bench.quick else 15.0
+    only = [part for part in os.environ.get("BENCH_FANOUT_ONLY", "").split(";") if part]
     for cfg in configs(bench.quick):
+        if only and not any(part in cfg.name for part in only):
+            continue
         print(f"fanout: {cfg.name}", flush=True)
         await _measure(bench, cfg, duration)
