@@ -49,13 +49,30 @@ def ratios(bench: Bench) -> None:
         if num is not None and den:
             bench.add("ratios", name, "ratio", num / den, "x", target, ok)
 
-    for rate in fanout.RATES:
+    for rate in fanout.RATES + fanout.HIGH_RATES:
         app = bench.find("fanout", "app, 1 process, in-memory layer", f"{rate} msg/s p99")
+        ceiling = bench.find("fanout", "bare websockets broadcast", f"{rate} msg/s p99")
         for peer in ("minimal Channels chat", "bare websockets broadcast"):
             ratio(
                 f"fanout p99 {rate}/s: app / {peer}",
                 app,
                 bench.find("fanout", peer, f"{rate} msg/s p99"),
+            )
+        for name, processes in (
+            ("app, 1 process, in-memory layer", 1),
+            ("app, 2 processes, Redis layer", 2),
+            ("app, 1 process, DEBUG on", 1),
+        ):
+            limit = fanout.CEILING_RATIO_TARGET.get((rate, processes))
+            p99 = bench.find("fanout", name, f"{rate} msg/s p99")
+            if limit is None or p99 is None or not ceiling:
+                continue
+            ratio(
+                f"fanout p99 {rate}/s: {name} / bare websockets",
+                p99,
+                ceiling,
+                f"<= {limit}",
+                p99 / ceiling <= limit,
             )
         daphne = bench.find("fanout", "app, 1 process, daphne", f"{rate} msg/s p99")
         ratio(f"fanout p99 {rate}/s: daphne / uvicorn", daphne, app)

@@ -69,9 +69,9 @@ class Bench:
     ) -> Result:
         """Record a figure; `at_most` / `at_least` make it a target (written and checked)."""
         if at_most is not None:
-            target, ok = f"<= {at_most:,.0f} {unit}".rstrip(), value <= at_most
+            target, ok = f"<= {_fmt(at_most)} {unit}".rstrip(), value <= at_most
         if at_least is not None:
-            target, ok = f">= {at_least:,.0f} {unit}".rstrip(), value >= at_least
+            target, ok = f">= {_fmt(at_least)} {unit}".rstrip(), value >= at_least
         result = Result(scenario, config, metric, value, unit, target, ok)
         self.results.append(result)
         print(f"  {config:<44} {metric:<30} {_fmt(value)} {unit}", flush=True)

@@ -35,6 +35,9 @@ API_KEY = "sk-test-0123456789abcdefghijklmnop"
 MODELS = frozenset({"gpt-4o-mini", "gpt-4o", "local-model"})
 # Benchmark replies: the tag a client puts in its message, e.g. "[s12] explain".
 TAG = re.compile(r"\[(s\d+)\]")
+# Between the pieces of an event written in pieces (Behavior.piece_bytes): long enough for the
+# client to read each piece on its own.
+PIECE_GAP = 0.001
 
 
 def split_words(text: str) -> list[str]:
@@ -60,6 +63,20 @@ class Behavior:
     stall_after: int | None = None  # stop sending (but keep the connection) after N chunks
     cut_after: int | None = None  # drop the connection after N chunks
     malformed_after: int | None = None  # send an event that is not JSON after N chunks
+    error_after: int | None = None  # send an error event (`data: {"error": ...}`) after N chunks
+    no_finish: bool = False  # end the stream ([DONE]) without a chunk giving a finish reason
+    # After N chunks, `keepalives` SSE comment lines `keepalive_gap` seconds apart, then the rest:
+    # bytes that keep the connection busy without a chunk.
+    keepalive_after: int | None = None
+    keepalives: int = 10
+    keepalive_gap: float = 0.1
+    # Non-ASCII text as UTF-8 bytes, as OpenAI sends it, rather than as JSON escapes (what UTF-8
+    # cannot carry, a lone surrogate, is escaped either way).
+    utf8: bool = False
+    # Write each event in pieces of this many bytes, each flushed to the socket and a moment
+    # apart, so that the client reads them separately: events, and UTF-8 characters, split
+    # across reads.
+    piece_bytes: int | None = None
     # The pieces exactly as streamed (any text, even what UTF-8 cannot carry, which goes out
     # as JSON escapes like a provider's would); overrides `text`.
     pieces: tuple[str, ...] | None = None
@@ -436,13 +453,24 @@ class FakeUpstream:
             payload = {**base, "choices": choices, **extra}
             # Escaped JSON: a lone surrogate in a piece goes out as its \\u escape, as a
             # provider may send it.
-            return f"data: {json.dumps(payload)}\n\n".encode()
+            data = json.dumps(payload, ensure_ascii=not behavior.utf8)
+            return f"data: {data}\n\n".encode(errors="backslashreplace")
+
+        async def send(data: bytes) -> None:
+            step = behavior.piece_bytes
+            if not step:
+                writer.write(data)
+                return
+            for i in range(0, len(data), step):
+                writer.write(data[i : i + step])
+                await writer.drain()
+                await asyncio.sleep(PIECE_GAP)
 
         chunks, finish, usage = self._reply(request, behavior)
         if behavior.first_delay:
             await asyncio.sleep(behavior.first_delay)
         # As the real API does: the role first, in a chunk with empty content.
-        writer.write(event({"role": "assistant", "content": ""}))
+        await send(event({"role": "assistant", "content": ""}))
         for i, piece in enumerate(chunks):
             if behavior.cut_after is not None and i >= behavior.cut_after:
                 writer.transport.abort()
@@ -451,21 +479,33 @@ class FakeUpstream:
                 writer.write(b"data: {this is not json\n\n")
                 await writer.drain()
                 return
+            if behavior.error_after is not None and i >= behavior.error_after:
+                # As the API reports a failure after the response has begun.
+                error = {"message": "scripted failure", "type": "server_error", "code": None}
+                writer.write(f"data: {json.dumps({'error': error})}\n\n".encode())
+                await writer.drain()
+                return
             if behavior.stall_after is not None and i >= behavior.stall_after:
                 await self._until_stopped()
                 return
+            if i == behavior.keepalive_after:
+                for _ in range(behavior.keepalives):
+                    writer.write(b": keep-alive\n\n")
+                    await writer.drain()
+                    await asyncio.sleep(behavior.keepalive_gap)
             if request.first_chunk_at is None:
                 request.first_chunk_at = time.monotonic()
-            writer.write(event({"content": piece}))
+            await send(event({"content": piece}))
             await writer.drain()
             request.chunks_sent += 1
             if behavior.delay:
                 await asyncio.sleep(behavior.delay)
-        writer.write(event({}, finish))
+        if not behavior.no_finish:
+            await send(event({}, finish))
         options = request.body.get("stream_options") or {}
         if behavior.usage and options.get("include_usage"):
-            writer.write(event(None, usage=usage))
-        writer.write(b"data: [DONE]\n\n")
+            await send(event(None, usage=usage))
+        await send(b"data: [DONE]\n\n")
         await writer.drain()
         request.completed = True
 

@@ -90,6 +90,10 @@ class ReplyRun:
         # Shielded: a flush cancelled half-way (the flusher and the pump are cancelled when a
         # reply ends or is stopped) would have taken text from `pending` without publishing
         # it, and members would miss a delta. The next flush waits for this one on the lock.
+        # With nothing pending and no flush under way there is nothing to wait for: the
+        # flusher's every 50 ms per reply then costs no task.
+        if not self.pending and not self.flush_lock.locked():
+            return
         await asyncio.shield(self._flush())
 
     async def _flush(self) -> None:

@@ -15,13 +15,13 @@ import json
 import logging
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
 from chat.conversations import Conversation
-from core.redis_client import async_redis
+from core.redis_client import async_redis, pipelined
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,13 @@ def _snapshot_ttl() -> int:
 
 
 async def snapshot_set(conversation: Conversation, snapshot: Snapshot) -> None:
+    """Written at every flush of every reply streaming, so pipelined with the other replies'
+    (`pipelined`); a reply's own writes stay in order, each awaited before the next."""
     if settings.REDIS_URL:
-        await async_redis().set(
-            _key("stream", conversation), json.dumps(asdict(snapshot)), ex=_snapshot_ttl()
-        )
+        # Its fields are plain values: `vars` gives what `asdict` would, without the deep
+        # copy `asdict` makes of every field at every flush.
+        data = json.dumps(vars(snapshot))
+        await pipelined("SET", _key("stream", conversation), data, "EX", _snapshot_ttl())
     else:
         _memory_snapshots[conversation] = snapshot
 
@@ -70,7 +73,7 @@ async def snapshot_get(conversation: Conversation) -> Snapshot | None:
 
 async def snapshot_clear(conversation: Conversation) -> None:
     if settings.REDIS_URL:
-        await async_redis().delete(_key("stream", conversation))
+        await pipelined("DEL", _key("stream", conversation))
     else:
         _memory_snapshots.pop(conversation, None)
 

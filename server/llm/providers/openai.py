@@ -21,6 +21,9 @@ from llm.providers.base import (
     Usage,
 )
 
+# What the chunk iterator returns at the end (a `data: null` event decodes to None).
+_END = object()
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI] = (
     weakref.WeakKeyDictionary()
 )
@@ -73,10 +76,72 @@ def map_error(exc: BaseException) -> ProviderError:
     return ProviderError("upstream_unavailable", f"The provider failed: {type(exc).__name__}.")
 
 
+class _ChunkDeadline:
+    """The limit on each wait for the next chunk, however the bytes trickle in (the SDK's read
+    time-out covers one socket read only).
+
+    It works as `asyncio.timeout` does, cancelling the reading task and turning that into a
+    time-out, but with one timer per stream instead of one per chunk: a chunk only notes when
+    the wait for the next began, and the timer, which fires at most once per `limit`, moves
+    itself to that wait's end until a wait outlasts it. It cancels the task only while the task
+    waits for the upstream, never while the caller handles a chunk. (A scope per chunk,
+    `asyncio.timeout` or `wait_for`, which in Python 3.11 also starts a task, cost a few
+    per cent of a process streaming 10,000 chunks a second: BENCHMARKS.md.)
+    """
+
+    def __init__(self, limit: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("A chunk deadline needs a task to cancel.")
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._limit = limit
+        self._since: float | None = None  # when the current wait began; None between waits
+        self._fired = False
+        self._timer = self._loop.call_at(self._loop.time() + limit, self._check)
+
+    def waiting(self) -> None:
+        self._since = self._loop.time()
+
+    def received(self) -> None:
+        self._since = None
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        since = self._since
+        if since is not None and now >= since + self._limit:
+            self._fired = True
+            self._task.cancel()
+            return
+        start = now if since is None else since
+        self._timer = self._loop.call_at(start + self._limit, self._check)
+
+    def owns_cancellation(self) -> bool:
+        """Whether the cancellation being handled is this deadline's and no one else's; if
+        it is, the task is no longer being cancelled. Called once, while handling it."""
+        return self._fired and self._task.uncancel() <= self._cancelling
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+
 class OpenAIProvider:
     name = "openai"
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """The reply's chunks as the SDK decodes them, but as plain dicts rather than its
+        pydantic models.
+
+        The SDK still makes the request (auth, base URL, retries, the mapping of an error status
+        to its exception) and decodes the server-sent events (`AsyncStream`: `[DONE]`, an error
+        sent inside the stream raised as `APIError`, transport failures raised as
+        `APITimeoutError` / `APIConnectionError`, the response drained and closed); only the
+        model building per chunk is skipped: through the raw-response API
+        (`with_streaming_response`), the response is parsed as `AsyncStream[object]`, whose
+        items are the decoded JSON. Building a `ChatCompletionChunk` for every token was most
+        of what the SDK cost per chunk (BENCHMARKS.md), and a reply needs three fields of it.
+        """
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
@@ -86,39 +151,54 @@ class OpenAIProvider:
         }
         if request.end_user:
             kwargs["user"] = request.end_user
+        opening = _client().chat.completions.with_streaming_response.create(**kwargs)
         try:
-            stream = await _client().chat.completions.create(**kwargs)
+            # An error status raises here, as the SDK's status error, as it always did.
+            response = await opening.__aenter__()
         except Exception as exc:
             raise map_error(exc) from exc
         finish: str | None = None
         usage: Usage | None = None
+        deadline = _ChunkDeadline(settings.LLM_TIMEOUT_SECONDS)
         try:
-            iterator = stream.__aiter__()
+            chunks = await response.parse(to=openai.AsyncStream[object])
+            iterator = chunks.__aiter__()
             while True:
-                try:
-                    # The SDK's read time-out covers one socket read; this covers the whole
-                    # wait for the next chunk, however the bytes trickle in.
-                    chunk = await asyncio.wait_for(anext(iterator), settings.LLM_TIMEOUT_SECONDS)
-                except StopAsyncIteration:
+                deadline.waiting()
+                chunk = await anext(iterator, _END)
+                deadline.received()
+                if chunk is _END:
                     break
-                if chunk.usage is not None:
+                if not isinstance(chunk, dict):
+                    raise ProviderError("upstream_unavailable", "The provider sent a bad chunk.")
+                counts = chunk.get("usage")
+                if counts:
                     usage = Usage(
-                        prompt_tokens=chunk.usage.prompt_tokens,
-                        completion_tokens=chunk.usage.completion_tokens,
-                        total_tokens=chunk.usage.total_tokens,
+                        prompt_tokens=counts["prompt_tokens"],
+                        completion_tokens=counts["completion_tokens"],
+                        total_tokens=counts["total_tokens"],
                     )
-                for choice in chunk.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        yield TextDelta(choice.delta.content)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta")
+                    if delta:
+                        content = delta.get("content")
+                        if content and isinstance(content, str):
+                            yield TextDelta(content)
+                    reason = choice.get("finish_reason")
+                    if reason:
+                        finish = str(reason)
+        except asyncio.CancelledError:
+            if deadline.owns_cancellation():
+                raise map_error(TimeoutError()) from None
+            raise
         except ProviderError:
             raise
         except Exception as exc:
             raise map_error(exc) from exc
         finally:
+            deadline.close()
             # A stream left open keeps its pooled connection (and the provider generating).
-            await stream.close()
+            await response.close()
         if finish is None:
             raise ProviderError("upstream_unavailable", "The stream ended without a finish reason.")
         yield Finished(finish_reason="length" if finish == "length" else "stop", usage=usage)
