@@ -3,8 +3,9 @@
 - `SocketGuard` wraps the router: a foreign `Origin` is closed with 4403 and an anonymous
   user with 4401 before any consumer runs.
 - `AppConsumer` is the base of every consumer: JSON frames in and out, the 64 KiB frame limit,
-  one error frame shape, a bounded outbox drained by one writer task (a slow reader cannot hold
-  up anyone else), and membership in hub groups.
+  one error frame shape, an outbox drained by one writer task (a slow reader cannot hold up
+  anyone else, and is closed only when it is the reader that stopped: `AppConsumer.deliver`),
+  and membership in hub groups.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import import_module
@@ -45,8 +47,13 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-# Frames queued for one socket before it is judged too slow and disconnected.
+# Frames queued for one socket past which it is closed as too slow, if its client has stopped
+# reading: a send to it has waited SLOW_SEND_SECONDS for the client to take what it was sent.
 OUTBOX_FRAMES = 2000
+SLOW_SEND_SECONDS = 3.0
+# Past this many it is closed whatever the reason, so that a server far behind its sockets
+# cannot grow without bound (at ~200 bytes a frame, about 2 MB for one socket).
+OUTBOX_FRAMES_MAX = 10_000
 PONG = {"type": "pong"}
 
 
@@ -167,8 +174,13 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self.user = self.scope["user"]
         self.user_id = int(self.user.pk)
         self.hub_groups = []
-        self._outbox: asyncio.Queue[str | int] = asyncio.Queue(maxsize=OUTBOX_FRAMES)
+        self._outbox: asyncio.Queue[str | int] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        # The writer's progress, for telling a client that stopped reading (its writer waits
+        # in a send that does not return) from a server that fell behind (`_overflowing`).
+        self._in_send = False
+        self._sent = 0
+        self._watch = (-1, 0.0)  # (frames sent, when) as last seen overflowing; none yet
         self._closing = False
         self._close_sent = False
         self.socket_id = uuid.uuid4().hex
@@ -269,11 +281,30 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     def deliver(self, text: str, meta: dict[str, Any] | None = None) -> None:
         if self._closing:
             return
-        try:
-            self._outbox.put_nowait(text)
-        except asyncio.QueueFull:
-            logger.warning("Socket of user %s is too slow; closing it", self.user_id)
-            self.close_later(closecodes.TRY_AGAIN, drop_pending=True)
+        self._outbox.put_nowait(text)
+        if self._outbox.qsize() > OUTBOX_FRAMES:
+            self._overflowing()
+
+    def _overflowing(self) -> None:
+        """More than OUTBOX_FRAMES frames wait for this socket. That is the client's doing only
+        if the writer is stuck in a send (the client's TCP window is full: it is not reading)
+        and has finished none for SLOW_SEND_SECONDS: then it is closed with 1013 and its client
+        reconnects and catches up from history. A server that fell behind (a burst, a busy
+        process: the writer is simply not scheduled yet) keeps the frames, up to
+        OUTBOX_FRAMES_MAX, rather than drop members who read perfectly well; its load is shed
+        before frames are made (uvicorn's connection limit, rate limits, `typing` gathered per
+        second), not by disconnecting readers."""
+        now = time.monotonic()
+        sent, since = self._watch
+        if self._outbox.qsize() > OUTBOX_FRAMES_MAX:
+            logger.warning("Socket of user %s is too far behind; closing it", self.user_id)
+        elif self._in_send and self._sent == sent and now - since >= SLOW_SEND_SECONDS:
+            logger.warning("Socket of user %s stopped reading; closing it", self.user_id)
+        else:
+            if not self._in_send or self._sent != sent:
+                self._watch = (self._sent, now)
+            return
+        self.close_later(closecodes.TRY_AGAIN, drop_pending=True)
 
     def send_frame(self, frame: dict[str, Any]) -> None:
         self.deliver(encode(frame))
@@ -340,11 +371,14 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
                 await self.close(item)
                 return
             seq += 1
+            self._in_send = True
             try:
                 # Straight to the server, past channels' generic send wrappers (hot path).
                 await self.base_send(
                     {"type": "websocket.send", "text": f'{{"seq":{seq},{item[1:]}'}
                 )
+                self._in_send = False
+                self._sent += 1
             except Exception as exc:
                 if self._closing or isinstance(exc, OSError):  # the client has gone
                     logger.debug("Send failed on a closing socket", exc_info=True)

@@ -80,3 +80,29 @@ def test_a_clients_broken_frame_is_one_warning_line_without_a_traceback():
     ours = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Other.", (), exc_info)
     assert ClientProtocolErrorsAsWarnings().filter(ours)
     assert (ours.levelname, ours.exc_info) == ("ERROR", exc_info)
+
+
+async def test_a_server_behind_its_readers_keeps_their_frames(ws, alice):
+    """More frames than the outbox's mark queued in one turn of the loop (a burst the writer
+    has not been scheduled for yet) is the server's lag, not the client's: every frame arrives,
+    in order, and the socket stays open."""
+    from core.events import frame_event
+    from core.groups import user_group
+    from core.hub import get_hub
+    from core.ws import OUTBOX_FRAMES
+
+    sock = await ws("/ws/me/", alice)
+    await sock.send_json_to({"type": "ping"})
+    assert (await sock.recv_type("pong"))["type"] == "pong"
+    hub = get_hub()
+    burst = OUTBOX_FRAMES + 500
+    for n in range(burst):
+        hub.dispatch(frame_event(user_group(alice.pk), {"type": "burst", "n": n}))
+    got = []
+    while len(got) < burst:
+        frame = await sock.recv()
+        if frame["type"] == "burst":
+            got.append(frame["n"])
+    assert got == list(range(burst))
+    await sock.send_json_to({"type": "ping"})
+    assert (await sock.recv_type("pong"))["type"] == "pong"
