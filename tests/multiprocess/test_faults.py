@@ -328,20 +328,30 @@ async def test_a_member_that_stops_reading_does_not_delay_the_others(server_env,
     # Carol's outbox is past its mark and her writer has been stuck in one send: once that has
     # lasted SLOW_SEND_SECONDS, the next frame for her closes her socket as too slow (1013)
     # rather than wait for her. Her client then reads what was already on its way, and the
-    # close.
+    # connection ends.
     await asyncio.sleep(SLOW_SEND_SECONDS)
     await alice.send(type="chat_message", message="the last straw")
-    stalled.settimeout(10)
+    # Past the server's close handshake time-out, so that a socket it never closed times out.
+    stalled.settimeout(30)
     stalled.setsockopt(socketlib.SOL_SOCKET, socketlib.SO_RCVBUF, 1 << 20)
     drained = b""
-    with contextlib.suppress(OSError):
+    ended = False
+    try:
         while chunk := stalled.recv(1 << 16):
             drained += chunk
+        ended = True
+    except ConnectionResetError:
+        ended = True
+    except TimeoutError:
+        pass
     stalled.close()
-    # The last frame she is sent is the close (0x88; her frames are ASCII JSON): 1013, or
+    assert ended, f"the stalled socket was never closed by the server: {drained[-64:]!r}"
+    # A close frame (0x88, unmasked from a server) says why, unless the server had to drop
+    # the connection with its close still unsent behind the frames she never read: 1013, or
     # 1011 if the server's keepalive, whose pings she never answered, ended her first.
-    close = drained[drained.rindex(b"\x88") :]
-    assert int.from_bytes(close[2:4], "big") in (closecodes.TRY_AGAIN, 1011), close
+    close = drained[drained.rfind(b"\x88") :]
+    if len(close) >= 4 and len(close) == 2 + close[1]:  # the last frame is a close frame
+        assert int.from_bytes(close[2:4], "big") in (closecodes.TRY_AGAIN, 1011), close
     await alice.close()
     await alice_reading
     await bob.close()
