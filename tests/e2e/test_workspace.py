@@ -315,13 +315,14 @@ def test_history_shows_its_days_and_loads_older_messages_while_scrolling_up(
     assert ana.page.locator("#messages li.day").all_inner_texts() == ["오늘"]
     # Scrolling to the top loads the older pages, with no button pressed.
     for _ in range(10):
+        shown = messages.count()  # before the scroll: the page it loads may come at once
+        if shown == 120:
+            break
         # From the bottom to the top, as a reader does: the top comes into view each time.
         ana.page.eval_on_selector("#scroller", "el => { el.scrollTop = el.scrollHeight; }")
         ana.page.eval_on_selector("#scroller", "el => { el.scrollTop = 0; }")
-        if messages.count() == 120:
-            break
         ana.page.wait_for_function(
-            "n => document.querySelectorAll('#messages li.msg').length > n", arg=messages.count()
+            "n => document.querySelectorAll('#messages li.msg').length > n", arg=shown
         )
     assert messages.count() == 120
     texts = [t.strip() for t in ana.page.locator("#messages li.msg .body").all_inner_texts()]

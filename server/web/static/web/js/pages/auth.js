@@ -93,3 +93,6 @@ form.addEventListener("submit", async (event) => {
   }
   button.disabled = false;
 });
+
+// The form can be sent now that it goes to the API (the page renders its button disabled).
+form.querySelector("button[type=submit]").disabled = false;
