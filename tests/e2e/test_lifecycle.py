@@ -200,9 +200,11 @@ def test_payloads_in_edited_text_and_search_results_stay_text(
         target.locator(".msg-actions button", has_text="수정").click()
         ana.page.locator("textarea.edit-input").fill(payload)
         ana.page.locator("textarea.edit-input").press("Enter")
-    wait_for_text(ben.page, "svg onload")
-    ben.page.locator("#messages li.msg .edited").nth(len(XSS_TEXT) - 1).wait_for()
     for who in (ana, ben):
+        # Every edit shown on both pages (ana's last one too: her page applies it when its
+        # answer comes) before the texts are compared.
+        wait_for_text(who.page, "svg onload")
+        who.page.locator("#messages li.msg .edited").nth(len(XSS_TEXT) - 1).wait_for()
         assert message_texts(who.page) == XSS_TEXT
         assert_inert(who)
 
