@@ -65,54 +65,63 @@ def id_sequence() -> str:
     return _sequence[0]
 
 
+def tail_sql(kind: Kind, *, new_id: str, condition: str = "") -> str:
+    """The UPDATE that makes message `new_id` (an SQL expression) the last of a conversation of
+    this kind: `WHERE <its row> = %s`, narrowed by `condition`, RETURNING `tail_id`,
+    `tail_prev_id` (the message before it) and `owner_id` (the room's owner). One statement on
+    PostgreSQL and SQLite alike: a row's new `tail_prev_id` is its old `tail_id`. (Only names
+    are put into the SQL, never data.)"""
+    quote = connection.ops.quote_name
+    table = quote(row_model(kind)._meta.db_table)
+    if kind == "room":
+        owner = f"{table}.owner_id"
+    else:
+        rooms = quote(ChatRoom._meta.db_table)
+        owner = f"(SELECT r.owner_id FROM {rooms} AS r WHERE r.id = {table}.room_id)"  # noqa: S608
+    return (
+        f"UPDATE {table} SET tail_prev_id = {table}.tail_id, tail_id = {new_id} "  # noqa: S608
+        f"WHERE {table}.id = %s{condition} "
+        f"RETURNING {table}.tail_id, {table}.tail_prev_id, {owner} AS owner_id"
+    )
+
+
+def tail_follow(*, conversation: Conversation, message_id: int) -> tuple[int, int]:
+    """(SQLite, whose one writer at a time orders a conversation) Make the message just
+    inserted the conversation's last: the id of the one before it (0: none), the room's owner."""
+    pk = row_model(conversation.kind)._meta.pk.get_db_prep_value(row_pk(conversation), connection)
+    row = fetch_one(tail_sql(conversation.kind, new_id="%s"), [message_id, pk])
+    if row is None:
+        raise ObjectDoesNotExist(f"No conversation {conversation}.")
+    return row[1] or 0, row[2]
+
+
 def message_append(
     *, conversation: Conversation, sender: User, content: str, **fields: Any
 ) -> Stored:
     """Store a message whose sender the caller vouches for (the assistant's reply), in the
     conversation's order, inside the caller's transaction: the lock is held until it commits."""
-    model = row_model(conversation.kind)
-    pk = row_pk(conversation)
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            allot = (
-                f"UPDATE {table} SET tail_prev_id = tail_id, "  # noqa: S608 - names, not data
-                f"tail_id = nextval({id_sequence()}::regclass) WHERE id = %s "
-                "RETURNING tail_id, tail_prev_id"
-            )
-            row = fetch_one(allot, [model._meta.pk.get_db_prep_value(pk, connection)])
+            model = row_model(conversation.kind)
+            pk = model._meta.pk.get_db_prep_value(row_pk(conversation), connection)
+            allot = tail_sql(conversation.kind, new_id=f"nextval({id_sequence()}::regclass)")
+            row = fetch_one(allot, [pk])
             if row is None:
                 raise ObjectDoesNotExist(f"No conversation {conversation}.")
-            message = Message.objects.create(
-                id=row[0],
-                room_id=conversation.room_id,
-                ai_session_id=conversation.session_id,
-                sender=sender,
-                content=content,
-                **fields,
-            )
-            previous = row[1]
+            message_id, previous, owner_id = row
         else:
-            # SQLite has one writer at a time: the insert's lock orders the conversation.
-            message = Message.objects.create(
-                room_id=conversation.room_id,
-                ai_session_id=conversation.session_id,
-                sender=sender,
-                content=content,
-                **fields,
-            )
-            previous = tail_swap(model, pk, message.pk)
-        owner_id = ChatRoom.objects.values_list("owner_id", flat=True).get(pk=conversation.room_id)
+            message_id = None
+        message = Message.objects.create(
+            id=message_id,
+            room_id=conversation.room_id,
+            ai_session_id=conversation.session_id,
+            sender=sender,
+            content=content,
+            **fields,
+        )
+        if message_id is None:
+            previous, owner_id = tail_follow(conversation=conversation, message_id=message.pk)
     return Stored(message, previous or 0, owner_id)
-
-
-def tail_swap(model: type[models.Model], pk: Any, message_id: int) -> int | None:
-    """Make `message_id` the conversation's last message; the one it follows (SQLite)."""
-    rows = model._default_manager.filter(pk=pk)
-    previous: int | None = rows.values_list("tail_id", flat=True).first()
-    rows.update(tail_prev_id=models.F("tail_id"), tail_id=message_id)
-    return previous
 
 
 def change_next(*, conversation: Conversation) -> int:

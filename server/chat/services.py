@@ -32,7 +32,7 @@ from chat.access import (
 from chat.conversations import Conversation, Kind
 from chat.events import RoomSettingsFrame
 from chat.models import ChatRoom, Mention, Message, ReadMarker
-from chat.order import Stored, id_sequence, row_model, row_pk, tail_swap
+from chat.order import Stored, id_sequence, row_model, row_pk, tail_follow, tail_sql
 from chat.rooms import room_json
 from chat.selectors import room_counts_of, room_view
 from core import closecodes
@@ -308,7 +308,6 @@ def message_insert(
         _ROOM: room,
         _USER: sender.pk,
         _ROW: model._meta.pk.get_db_prep_value(row_pk(conversation), connection),
-        _VALUES: values,
     }
     params: list[Any] = []
     for slot in template:
@@ -321,11 +320,7 @@ def message_insert(
             row = fetch_one(sql, params)
             if row is None:
                 return None
-            previous = tail_swap(model, row_pk(conversation), row[0])
-            owner_id = ChatRoom.objects.values_list("owner_id", flat=True).get(
-                pk=conversation.room_id
-            )
-        row = (row[0], previous, owner_id)
+            row = (row[0], *tail_follow(conversation=conversation, message_id=row[0]))
     elif connection.in_atomic_block:
         with transaction.atomic():
             row = fetch_one(sql, params)
@@ -439,22 +434,18 @@ def _insert_sql(kind: Kind) -> tuple[str, list[Any]]:
             )
             template: list[Any] = [_VALUES, *allowed_template]
         else:
-            conversation = quote(row_model(kind)._meta.db_table)
-            rooms = quote(ChatRoom._meta.db_table)
             if kind == "room":
-                target, owner, where = f"{conversation} AS c", "c.owner_id", "c.id = %s"
+                condition = f" AND {allowed}"
                 template = [_ROW, *allowed_template, _VALUES]
             else:
-                target = f"{conversation} AS c"
-                owner = "r.owner_id"
-                where = "c.id = %s AND c.room_id = %s AND r.id = c.room_id"
+                # The session must be of the room whose membership is checked.
+                condition = f" AND room_id = %s AND {allowed}"
                 template = [_ROW, _ROOM, *allowed_template, _VALUES]
+            allot = tail_sql(
+                kind, new_id=f"nextval({id_sequence()}::regclass)", condition=condition
+            )
             sql = (
-                f"WITH tail AS (UPDATE {target} SET tail_prev_id = c.tail_id, "  # noqa: S608
-                f"tail_id = nextval({id_sequence()}::regclass)"
-                f"{f' FROM {rooms} AS r' if kind == 'session' else ''} "
-                f"WHERE {where} AND {allowed} "
-                f"RETURNING c.tail_id, c.tail_prev_id, {owner} AS owner_id) "
+                f"WITH tail AS ({allot}) "  # noqa: S608 - names, not data
                 f"INSERT INTO {table} ({quote('id')}, {columns}) "
                 f"SELECT tail.tail_id, {slots} FROM tail "
                 f"RETURNING {quote('id')}, (SELECT tail_prev_id FROM tail), "
