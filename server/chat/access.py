@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import User
+from accounts.selectors import user_is_assistant
 from chat.models import ChatRoom, Message
 from core import closecodes
 from core.errors import NotFound
@@ -82,10 +82,6 @@ def access_message(*, message_id: int, user: User) -> tuple[Message, ChatRoom]:
     return message, message.room
 
 
-def _by_assistant(message: Message) -> bool:
-    return message.sender.username == settings.AI_USERNAME
-
-
 def edit_refusal(*, user_id: int | None, message: Message) -> str | None:
     """Why `user_id` may not edit the message, or None: its sender edits a message; nobody
     edits the assistant's replies, a note about the conversation or a deleted message."""
@@ -93,7 +89,7 @@ def edit_refusal(*, user_id: int | None, message: Message) -> str | None:
         return "A deleted message cannot be edited."
     if message.note is not None:
         return "A note about the conversation cannot be edited."
-    if _by_assistant(message):
+    if user_is_assistant(user=message.sender):
         return "The assistant's replies cannot be edited."
     if user_id is None or message.sender_id != user_id:
         return "Only its sender can edit a message."

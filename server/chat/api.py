@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Literal
 from uuid import UUID
 
@@ -92,13 +91,20 @@ def _room_body(request: HttpRequest, room_id: UUID) -> dict[str, object]:
 
 def page_body(page: Page, *, viewer: User, owner_id: int) -> dict[str, object]:
     """A history page, of a room's chat or an AI session, as the API gives it."""
-    shown = partial(messages_out, viewer_id=viewer.pk, mentions=page.mentions, owner_id=owner_id)
+    # Both lists in one pass: each detail source (the replies' threads, say) queries once.
+    both = messages_out(
+        [*page.messages, *page.changes],
+        viewer_id=viewer.pk,
+        mentions=page.mentions,
+        owner_id=owner_id,
+    )
+    shown = len(page.messages)
     return {
         "result": "success",
-        "messages": shown(page.messages),
+        "messages": both[:shown],
         "has_more": page.has_more,
         "change_seq": page.change_seq,
-        "changes": shown(page.changes),
+        "changes": both[shown:],
         "has_more_changes": page.has_more_changes,
     }
 

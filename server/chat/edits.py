@@ -24,6 +24,7 @@ from chat.events import MessageDeletedFrame, MessageEditedFrame
 from chat.mentions import mentioned_keys
 from chat.models import Mention, Message
 from chat.order import change_next
+from chat.selectors import mentions_of
 from chat.services import mentions_record, message_clean
 from chat.workspace import room_changed_event
 from core import ratelimit
@@ -55,13 +56,6 @@ def _locked(message: Message) -> tuple[Conversation, int, Message]:
     return conversation, seq, fresh
 
 
-def _mentioned(message: Message) -> list[tuple[int, str]]:
-    return [
-        (m.user_id, m.user.username)
-        for m in Mention.objects.filter(message=message).select_related("user").order_by("pk")
-    ]
-
-
 def _mentions_forget(message: Message) -> list[int]:
     """Drop the mentions a message recorded; returns whom it mentioned."""
     mentions = Mention.objects.filter(message=message)
@@ -80,7 +74,7 @@ def message_edit(*, message_id: int, actor: User, text: object) -> Changed:
         raise Forbidden(refusal)
     content, _ = message_clean(text=text)
     if content == message.content:
-        return Changed(message, room.owner_id, [name for _, name in _mentioned(message)])
+        return Changed(message, room.owner_id, mentions_of([message]).get(message.pk, []))
     _count_change(actor)
     conversation, seq, message = _locked(message)
     refusal = edit_refusal(user_id=actor.pk, message=message)

@@ -132,10 +132,3 @@ def change_next(*, conversation: Conversation) -> int:
     rows.update(changes=models.F("changes") + 1)
     changes: int = rows.values_list("changes", flat=True).get()
     return changes
-
-
-def change_count(*, conversation: Conversation) -> int:
-    """How many edits and deletions the conversation has had so far."""
-    model = row_model(conversation.kind)
-    found = model._default_manager.filter(pk=row_pk(conversation)).values_list("changes", flat=True)
-    return found.first() or 0

@@ -20,8 +20,9 @@ from django.db.models import F, Lookup, Value
 from django.db.models.sql.compiler import SQLCompiler
 
 from accounts.models import User
-from chat.access import access_room, member_rooms
+from chat.access import access_room
 from chat.models import Message
+from chat.selectors import room_ids_of
 from core.errors import ValidationFailed
 
 QUERY_MIN_CHARS = 2
@@ -103,7 +104,7 @@ def message_search(
     else:
         # The ids themselves, not a subquery: the planner then weighs the room index against
         # the trigram index knowing how many rooms there are.
-        rooms = list(member_rooms(user).values_list("pk", flat=True).distinct())
+        rooms = room_ids_of(user_id=user.pk)
     if not rooms:
         return SearchPage([], False)
     qs = Message.objects.filter(room_id__in=rooms, deleted_at__isnull=True).filter(

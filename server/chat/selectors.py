@@ -16,7 +16,6 @@ from accounts.models import User
 from chat.access import member_filter, member_rooms, with_people
 from chat.conversations import Conversation
 from chat.models import ChatRoom, Mention, Message, ReadMarker
-from chat.order import change_count
 from core import sockets
 from core.db import fetch_one
 from core.errors import NotFound, ValidationFailed
@@ -197,7 +196,7 @@ def message_page(
     after: int | None = None,
     limit: int | None = None,
     changed_after: int | None = None,
-    changes_read: int | None = None,
+    changes_read: int,
 ) -> Page:
     """One page of a conversation's messages, oldest first (deleted ones as tombstones).
 
@@ -211,11 +210,11 @@ def message_page(
       `has_more_changes`, and `change_seq` is where to go on from).
 
     `changes_read`: the conversation's change count as the caller read it from its room or
-    session row before calling (saves reading it again).
+    session row (with its access check) before calling: whatever the rows below miss, a later
+    `changed_after` brings.
     """
     size = min(max(limit or settings.HISTORY_PAGE_DEFAULT, 1), settings.HISTORY_PAGE_MAX)
-    # Read first: whatever the rows below miss, a later `changed_after` brings.
-    change_seq = change_count(conversation=conversation) if changes_read is None else changes_read
+    change_seq = changes_read
     qs = Message.objects.filter(
         room_id=conversation.room_id, ai_session_id=conversation.session_id
     ).select_related("sender", "ai_reply")

@@ -67,7 +67,6 @@ def room_create(*, owner: User, name: str) -> ChatRoom:
 
 
 @transaction.atomic
-@transaction.atomic
 def room_update(
     *, room_id: UUID, actor: User, name: str | None = None, ai_mentions: bool | None = None
 ) -> ChatRoom:
@@ -156,7 +155,6 @@ def room_add_participant(*, room_id: UUID, actor: User, username: str) -> ChatRo
     return access_room(room_id=room_id, user=actor)
 
 
-@transaction.atomic
 @transaction.atomic
 def room_remove_participant(*, room_id: UUID, actor: User, username: str) -> ChatRoom:
     """The owner removes a participant, or a participant leaves. Their sockets on the room (and

@@ -61,6 +61,14 @@ def int_setting(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}.") from exc
 
 
+def dollars_setting(name: str, default: str) -> Decimal:
+    raw = setting(name, default)
+    try:
+        return Decimal(raw)
+    except ArithmeticError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number of dollars.") from exc
+
+
 def bool_setting(name: str, default: bool) -> bool:
     """true/false (yes/no, on/off, 1/0); empty means the default, anything else is refused
     rather than read as false (a typo must not turn a security setting off)."""
@@ -263,8 +271,9 @@ OPENAI_API_KEY: str = setting("OPENAI_API_KEY", "")
 OPENAI_BASE_URL: str = setting("OPENAI_BASE_URL", "")
 LLM_PROVIDER: str = setting("LLM_PROVIDER", "")
 LLM_MODEL: str = setting("LLM_MODEL", "gpt-4o-mini")
-# The models a session may choose (SPEC 10.1); LLM_MODEL, the default, is always one of them.
-LLM_MODELS: list[str] = list(dict.fromkeys([LLM_MODEL, *list_setting("LLM_MODELS", [])]))
+# The models a session may choose (SPEC 10.1) besides LLM_MODEL, the default, which always is
+# one of them (llm.personas.allowed_models).
+LLM_MODELS: list[str] = list_setting("LLM_MODELS", [])
 LLM_SYSTEM_PROMPT: str = setting(
     "LLM_SYSTEM_PROMPT",
     (
@@ -282,18 +291,8 @@ LLM_USER_RATE: str = setting("LLM_USER_RATE", "10/minute")
 # A session's generation lock outlives a dead holder by at most this long (renewed while held).
 LLM_LOCK_TTL_SECONDS: int = int_setting("LLM_LOCK_TTL_SECONDS", 30)
 LLM_USER_DAILY_TOKEN_BUDGET: int = int_setting("LLM_USER_DAILY_TOKEN_BUDGET", 0)
-try:
-    LLM_MONTHLY_COST_BUDGET_USD: Decimal = Decimal(setting("LLM_MONTHLY_COST_BUDGET_USD", "0"))
-except ArithmeticError as exc:
-    raise ImproperlyConfigured("LLM_MONTHLY_COST_BUDGET_USD must be a number of dollars.") from exc
-try:
-    LLM_ROOM_MONTHLY_BUDGET_MAX_USD: Decimal = Decimal(
-        setting("LLM_ROOM_MONTHLY_BUDGET_MAX_USD", "100")
-    )
-except ArithmeticError as exc:
-    raise ImproperlyConfigured(
-        "LLM_ROOM_MONTHLY_BUDGET_MAX_USD must be a number of dollars."
-    ) from exc
+LLM_MONTHLY_COST_BUDGET_USD: Decimal = dollars_setting("LLM_MONTHLY_COST_BUDGET_USD", "0")
+LLM_ROOM_MONTHLY_BUDGET_MAX_USD: Decimal = dollars_setting("LLM_ROOM_MONTHLY_BUDGET_MAX_USD", "100")
 if not LLM_ROOM_MONTHLY_BUDGET_MAX_USD.is_finite() or LLM_ROOM_MONTHLY_BUDGET_MAX_USD < 0:
     raise ImproperlyConfigured("LLM_ROOM_MONTHLY_BUDGET_MAX_USD must be 0 or more dollars.")
 try:

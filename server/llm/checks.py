@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Tags, Warning, register
 
+from llm.personas import allowed_models
 from llm.prices import price_for
 from llm.providers import PROVIDERS, provider_name
 
@@ -49,7 +50,7 @@ def check_ai_configuration(app_configs: Any, **kwargs: Any) -> list[Warning]:
             )
         )
     if provider_name() == "openai":
-        for model in dict.fromkeys([settings.LLM_MODEL, *settings.LLM_MODELS]):
+        for model in allowed_models():
             if price_for(model) is None:
                 name = "LLM_MODEL" if model == settings.LLM_MODEL else "LLM_MODELS"
                 warnings.append(

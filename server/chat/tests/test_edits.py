@@ -234,7 +234,9 @@ def test_the_changes_are_found_by_their_index(room, alice):
     from chat.selectors import message_page
 
     with CaptureQueriesContext(connection) as ctx:
-        message_page(conversation=Conversation(room_id=room.pk), after=0, changed_after=0)
+        message_page(
+            conversation=Conversation(room_id=room.pk), after=0, changed_after=0, changes_read=0
+        )
     changes_sql = next(q["sql"] for q in ctx.captured_queries if "change_seq" in q["sql"])
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
