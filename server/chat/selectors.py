@@ -168,6 +168,12 @@ def member_ids(*, room_id: UUID) -> list[int]:
     return [owner, *others]
 
 
+def read_marker(*, room_id: UUID, user_id: int) -> int:
+    """The last room-chat message the user has read in the room (0: none yet)."""
+    found = ReadMarker.objects.filter(room_id=room_id, user_id=user_id)
+    return found.values_list("last_read_message_id", flat=True).first() or 0
+
+
 def room_ids_of(*, user_id: int) -> list[UUID]:
     """The rooms a user is a member of."""
     return list(

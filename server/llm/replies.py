@@ -28,12 +28,13 @@ from chat.events import chat_message_event
 from chat.models import Message
 from chat.order import message_append
 from chat.workspace import room_activity_event
-from core import metrics
+from core import metrics, ratelimit
 from core.errors import (
     AiNotConfigured,
     AppError,
     BudgetExceeded,
     ProviderError,
+    RateLimited,
     SessionInactive,
     error_frame,
 )
@@ -61,6 +62,23 @@ QUESTION_DELETED = "message_deleted"
 def replies_pause() -> None:
     """Pause every reply for a minute (the provider refused the key)."""
     cache.set(AUTH_PAUSE_KEY, 1, timeout=AUTH_PAUSE_SECONDS)
+
+
+def paused_refusal() -> ProviderError | None:
+    """The refusal of any provider call while replies are paused, else None."""
+    if cache.get(AUTH_PAUSE_KEY) is None:
+        return None
+    return ProviderError("upstream_auth", PAUSED_DETAIL)
+
+
+def ai_rate_hit(user: User) -> None:
+    """Count one request to the assistant against the user's LLM_USER_RATE (raises
+    RateLimited, counted as a refusal)."""
+    try:
+        ratelimit.hit("llm", str(user.pk), settings.LLM_USER_RATE)
+    except RateLimited:
+        metrics.record_refusal("rate_limited")
+        raise
 
 
 def reply_enqueue(*, conversation: Conversation, trigger: Message, requested_by: User) -> AiReply:
@@ -169,7 +187,7 @@ def _context_message(message: Message) -> ChatMessage:
     return ChatMessage("user", f"{message.sender.username}: {message.content}")
 
 
-def _end_user_id(user_id: int) -> str:
+def end_user_id(user_id: int) -> str:
     # The provider sees a stable, opaque id per user, never a name.
     return hashlib.sha256(f"{settings.SECRET_KEY}:{user_id}".encode()).hexdigest()[:32]
 
@@ -181,8 +199,9 @@ def reply_start_next(*, conversation: Conversation) -> ReplyStart | ReplyRefused
     claim = reply_claim_next(conversation=conversation)
     if claim is None:
         return None
-    if cache.get(AUTH_PAUSE_KEY) is not None:
-        return ReplyRefused(claim, ProviderError("upstream_auth", PAUSED_DETAIL))
+    paused = paused_refusal()
+    if paused is not None:
+        return ReplyRefused(claim, paused)
     try:
         reservation = budgets.budget_reserve(
             user_id=claim.user_id, room_id=claim.conversation.room_id, request=claim.request
@@ -296,7 +315,7 @@ def _request(conversation: Conversation, reply: AiReply) -> ChatRequest:
             conversation=conversation, trigger=reply.trigger, system_prompt=steering.system_prompt
         ),
         max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
-        end_user=_end_user_id(reply.requested_by_id),
+        end_user=end_user_id(reply.requested_by_id),
     )
 
 
@@ -473,13 +492,19 @@ def _reply_close(
     return record
 
 
+def call_observe(record: LlmUsage, *, error_code: str, finish_reason: str) -> None:
+    """Prometheus figures every provider call adds: one request by outcome (its error code,
+    `stopped` or `ok`), its tokens and its cost."""
+    outcome = error_code or ("stopped" if finish_reason == "stopped" else "ok")
+    metrics.record_ai_request(record.model, outcome)
+    metrics.add_tokens(record.model, record.prompt_tokens, record.completion_tokens)
+    metrics.add_cost(record.model, record.cost_usd)
+
+
 def _observe(*, record: LlmUsage, reply: AiReply, ttft_ms: int | None) -> None:
     """Prometheus figures of one provider call (after commit, so a rollback counts nothing)."""
     model = record.model
-    outcome = reply.error_code or ("stopped" if reply.finish_reason == "stopped" else "ok")
-    metrics.record_ai_request(model, outcome)
-    metrics.add_tokens(model, record.prompt_tokens, record.completion_tokens)
-    metrics.add_cost(model, record.cost_usd)
+    call_observe(record, error_code=reply.error_code, finish_reason=reply.finish_reason)
     if ttft_ms is not None:
         metrics.observe_ttft(model, ttft_ms / 1000)
     if reply.finished_at is not None:

@@ -149,8 +149,8 @@ class SummaryIn(Schema):
         None,
         ge=0,
         le=2**62,
-        description="Summarise the room chat after this message id; default: all of it (the "
-        "most recent messages that fit).",
+        description="Summarise the room chat after this message id; default: the caller's "
+        "read marker (the most recent messages that fit).",
     )
 
 

@@ -46,7 +46,7 @@ from llm.events import AiSessionEnded, SessionSettingsOut, SessionUpdated, frame
 from llm.log import ai_debug, ai_error, ai_success
 from llm.models import AiChatSession, AiReply, Persona
 from llm.providers import get_provider, provider_name
-from llm.replies import reply_enqueue
+from llm.replies import ai_rate_hit, reply_enqueue
 from llm.workspace import announce_session, session_settings_out
 
 logger = logging.getLogger(__name__)
@@ -103,11 +103,7 @@ def message_post(
     keys = mentioned_keys(content) if "@" in content else []
     asks = conversation.session_id is None and _asks_assistant(conversation, keys)
     if asks:
-        try:
-            ratelimit.hit("llm", str(sender.pk), settings.LLM_USER_RATE)
-        except RateLimited:
-            metrics.record_refusal("rate_limited")
-            raise
+        ai_rate_hit(sender)
     mentioned: list[tuple[int, str]] = []
     try:
         if conversation.session_id is None and not keys:
@@ -159,7 +155,7 @@ def message_post(
     kind: metrics.MessageKind = "room" if conversation.session_id is None else "ai_session"
     transaction.on_commit(partial(metrics.record_message, kind))
     if queued:
-        publish_on_commit(frame_event(conversation.group, threads.queue_frame(conversation)))
+        threads.queue_announce(conversation)
         ai_debug("message %s saved in %s; reply queued", message.pk, conversation)
     return Posted(message, created=True, reply_queued=queued, mentions=names)
 
@@ -259,11 +255,7 @@ def reply_regenerate(*, conversation: Conversation, actor: User, message_id: obj
         raise ValidationFailed("message_id: who asked this question withdrew it.")
     if provider_name() is None:
         raise AiNotConfigured()
-    try:
-        ratelimit.hit("llm", str(actor.pk), settings.LLM_USER_RATE)
-    except RateLimited:
-        metrics.record_refusal("rate_limited")
-        raise
+    ai_rate_hit(actor)
     reply = reply_enqueue(conversation=conversation, trigger=question, requested_by=actor)
     threads.queue_announce(conversation)
     ai_debug("user %s asked again for message %s in %s", actor.pk, question.pk, conversation)

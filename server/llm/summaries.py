@@ -25,33 +25,28 @@ from uuid import UUID
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from django.core.cache import cache
 
 from accounts.models import User
 from chat.access import access_room
 from chat.events import ReplyUsageOut
 from chat.models import Message
-from core import metrics, ratelimit
+from chat.selectors import read_marker
 from core.db import db_async
-from core.errors import AiNotConfigured, AppError, ProviderError, RateLimited, app_error_for
+from core.errors import AiNotConfigured, AppError, ProviderError, app_error_for
 from llm import budgets
 from llm.log import ai_debug, ai_error, ai_success
 from llm.models import LlmUsage
 from llm.personas import room_steering
 from llm.providers import provider_name, stream_reply
 from llm.providers.base import ChatMessage, ChatRequest, Finished, TextDelta, Usage
-from llm.replies import AUTH_PAUSE_KEY, PAUSED_DETAIL, _end_user_id, call_record
+from llm.replies import ai_rate_hit, call_observe, call_record, end_user_id, paused_refusal
 from llm.threads import reply_usage
+from llm.tokens import text_tokens
 
 LANGUAGES = {"ko": "Korean", "en": "English"}
 # A line of the transcript costs its newline and name besides its text; the request itself
 # costs its two messages' roles and the reply's priming.
 REQUEST_OVERHEAD_TOKENS = 16
-
-
-def _tokens(text: str) -> int:
-    # UTF-8 bytes: no tokenizer the providers use gives a text more tokens than bytes.
-    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _instructions(*, reader: str, language: str, left_out: int) -> str:
@@ -94,35 +89,37 @@ def summary_plan(
     *, room_id: UUID, user: User, since: int | None, language: str
 ) -> SummaryPlan | NothingNew:
     """Check that the caller may have a summary of the room's chat after message `since`
-    (member, AI configured and not paused, within their AI rate) and build its request from
-    the most recent messages that fit LLM_CONTEXT_TOKENS."""
+    (default: their read marker) (member, AI configured and not paused, within their AI rate)
+    and build its request from the most recent messages that fit LLM_CONTEXT_TOKENS, as they
+    read now (edited text; deleted messages left out, as in the assistant's context)."""
     room = access_room(room_id=room_id, user=user)
     provider = provider_name()
     if provider is None:
         raise AiNotConfigured()
-    after = since or 0
+    after = read_marker(room_id=room.pk, user_id=user.pk) if since is None else since
     messages = Message.objects.filter(
-        room_id=room.pk, ai_session__isnull=True, note__isnull=True, id__gt=after
+        room_id=room.pk,
+        ai_session__isnull=True,
+        note__isnull=True,
+        deleted_at__isnull=True,
+        id__gt=after,
     )
     total = messages.count()
     if total == 0:
         return NothingNew(after)
-    if cache.get(AUTH_PAUSE_KEY) is not None:
-        raise ProviderError("upstream_auth", PAUSED_DETAIL)
-    try:
-        ratelimit.hit("llm", str(user.pk), settings.LLM_USER_RATE)
-    except RateLimited:
-        metrics.record_refusal("rate_limited")
-        raise
+    paused = paused_refusal()
+    if paused is not None:
+        raise paused
+    ai_rate_hit(user)
     steering = room_steering()
     language = LANGUAGES.get(language[:2], "English")
     # Room for the instructions as they will be with the most left out, so they always fit.
     left = settings.LLM_CONTEXT_TOKENS - REQUEST_OVERHEAD_TOKENS
-    left -= _tokens(_instructions(reader=user.username, language=language, left_out=total))
+    left -= text_tokens(_instructions(reader=user.username, language=language, left_out=total))
     lines: list[str] = []
     for m in messages.select_related("sender").order_by("-id").iterator(chunk_size=200):
         line = f"{m.sender.username}: {m.content}"
-        cost = _tokens(line) + 1
+        cost = text_tokens(line) + 1
         if cost > left:
             if not lines:  # the latest message alone is too long: as much of it as fits
                 lines.append(line.encode()[: max(left - 1, 0)].decode(errors="ignore"))
@@ -136,7 +133,7 @@ def summary_plan(
         model=steering.model,
         messages=[ChatMessage("system", instructions), ChatMessage("user", "\n".join(lines))],
         max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS,
-        end_user=_end_user_id(user.pk),
+        end_user=end_user_id(user.pk),
     )
     ai_debug(
         "summary for user %s of room %s: %d messages, %d left out",
@@ -192,7 +189,6 @@ def summary_finish(
     """Record what the call used and settle its reservation: the provider's figures, or an
     estimate when it gave none (stopped, failed)."""
     plan, usage = run.plan, run.usage
-    model = plan.request.model
     # If the record cannot be saved, the reservation stays as the charge.
     record = call_record(
         provider=plan.provider,
@@ -208,13 +204,9 @@ def summary_finish(
         error_code=run.error.code if run.error else "",
     )
     budgets.budget_settle(reservation=reservation, charge=budgets.Charge.of(record))
-    if run.error is not None:
-        outcome = run.error.code
-    else:
-        outcome = "stopped" if run.finish_reason == "stopped" else "ok"
-    metrics.record_ai_request(model, outcome)
-    metrics.add_tokens(model, record.prompt_tokens, record.completion_tokens)
-    metrics.add_cost(model, record.cost_usd)
+    call_observe(
+        record, error_code=run.error.code if run.error else "", finish_reason=run.finish_reason
+    )
     if run.error is None:
         ai_success(
             "summary for user %s of room %s written (%s, %d chars)",

@@ -121,6 +121,43 @@ async def test_a_summary_of_what_was_said_since_a_message(upstream, room, alice,
     assert (usage.prompt_tokens, usage.completion_tokens) == (11, completion)
 
 
+async def test_without_since_it_starts_after_the_readers_read_marker(upstream, room, alice, bob):
+    from chat.services import room_mark_read
+
+    upstream.then(Behavior(text=SUMMARY))
+    _, read, *_ = await chat(
+        room,
+        ("bob", "seen before"),
+        ("bob", "also seen"),
+        ("bob", "new: release on Friday?"),
+        ("bob", "new: I'll tag it"),
+    )
+    await sync_to_async(room_mark_read)(room_id=room.pk, user=alice, message_id=read)
+    body = (await summarise(await signed_in(alice), room)).json()
+    assert (body["since"], body["message_count"]) == (read, 2)
+    transcript = asked(upstream)["messages"][1]["content"]
+    assert transcript == "bob: new: release on Friday?\nbob: new: I'll tag it"
+
+
+async def test_it_reads_edited_text_and_leaves_deleted_messages_out(upstream, room, alice, bob):
+    upstream.then(Behavior(text=SUMMARY))
+    typo, gone, _ = await chat(
+        room, ("bob", "relase on Firday"), ("bob", "wrong room, sorry"), ("bob", "tag it")
+    )
+    client = await signed_in(bob)
+    edited = await client.patch(
+        f"/api/chat/messages/{typo}/",
+        data=json.dumps({"message": "release on Friday"}),
+        content_type="application/json",
+    )
+    assert edited.status_code == 200, edited.content
+    assert (await client.delete(f"/api/chat/messages/{gone}/")).status_code == 200
+    body = (await summarise(await signed_in(alice), room)).json()
+    assert body["message_count"] == 2
+    transcript = asked(upstream)["messages"][1]["content"]
+    assert transcript == "bob: release on Friday\nbob: tag it"
+
+
 async def test_the_reader_gets_it_in_their_language(upstream, room, alice):
     await chat(room, ("alice", "hello"))
     await summarise(await signed_in(alice, "en-US"), room)
