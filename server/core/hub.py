@@ -122,13 +122,13 @@ class Hub:
             skip_sender = message.get("skip_sender", False)
             user_texts = {user_id: encode(f) for user_id, f in message.get("user_frames", ())}
             for member in list(members):
-                if sender_id is not None and member.user_id == sender_id:
+                if member.user_id == sender_id:
                     if self_text is not None:
                         member.deliver(self_text, meta)
-                    elif not skip_sender:
-                        member.deliver(user_texts.get(member.user_id, text), meta)
-                else:
-                    member.deliver(user_texts.get(member.user_id, text), meta)
+                        continue
+                    if skip_sender:
+                        continue
+                member.deliver(user_texts.get(member.user_id, text) if user_texts else text, meta)
         elif kind == PERSONAL:
             payload = message["payload"]
             for member in list(members):

@@ -12,6 +12,8 @@ from channels_redis.pubsub import RedisPubSubChannelLayer as _RedisPubSubChannel
 from channels_redis.pubsub import RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close
 
+from core.redis_client import Batcher
+
 
 class InMemoryChannelLayer(_InMemoryChannelLayer):  # type: ignore[misc]
     """channels' in-memory layer, expiring stale messages and groups at most once a second.
@@ -49,52 +51,19 @@ class _PipelinedShard(RedisSingleShardConnection):  # type: ignore[misc]
 
     def __init__(self, host: Any, channel_layer: Any) -> None:
         super().__init__(host, channel_layer)
-        self._queued: list[tuple[str, bytes, asyncio.Future[None]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._batcher: Batcher[tuple[str, bytes]] = Batcher(self._publish_all)
 
     async def publish(self, channel: str, message: bytes) -> None:
-        done = asyncio.get_running_loop().create_future()
-        self._queued.append((channel, message, done))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_queued())
-        await done
+        await self._batcher.submit((channel, message))
 
-    async def _send_queued(self) -> None:
-        batch: list[tuple[str, bytes, asyncio.Future[None]]] = []
-        try:
-            while self._queued:
-                batch, self._queued = self._queued, []
-                try:
-                    async with self._lock:
-                        self._ensure_redis()
-                        pipe = self._redis.pipeline(transaction=False)
-                        for channel, message, _ in batch:
-                            pipe.publish(channel, message)
-                        await pipe.execute()
-                except Exception as exc:
-                    _settle(batch, exc)
-                else:
-                    _settle(batch, None)
-                batch = []
-        except BaseException as exc:
-            # Cancelled with the loop or by flush(): nobody may wait for ever.
-            _settle(batch + self._queued, exc)
-            self._queued = []
-            raise
-        finally:
-            self._sender = None
-
-
-def _settle(
-    batch: list[tuple[str, bytes, asyncio.Future[None]]], error: BaseException | None
-) -> None:
-    for _, _, done in batch:
-        if done.done():  # its publisher was cancelled
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
+    async def _publish_all(self, batch: list[tuple[str, bytes]]) -> list[None]:
+        async with self._lock:
+            self._ensure_redis()
+            pipe = self._redis.pipeline(transaction=False)
+            for channel, message in batch:
+                pipe.publish(channel, message)
+            await pipe.execute()
+        return [None] * len(batch)
 
 
 class _PipelinedLoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]

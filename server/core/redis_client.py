@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
+
+T = TypeVar("T")
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
@@ -49,39 +52,37 @@ def sync_redis() -> Any:
     return _sync_client
 
 
-class _Pipeliner:
-    """Commands of one loop sent in pipelines: the commands queued while one pipeline is in
-    flight go out together in the next, in the order they were queued, each caller getting its
-    own command's answer or error.
+class Batcher(Generic[T]):
+    """Items sent in batches by one loop: the items queued while one batch is in flight go out
+    together in the next, in the order they were queued, and each caller gets its own item's
+    answer or error. `send(items)` returns one answer per item (an exception instance for an
+    item that failed) or raises for them all.
 
-    For small writes that many tasks make at once (the snapshot of every reply streaming, at
-    each flush): a command on its own takes a pooled connection, checks it, writes and reads
-    for one answer, and that fixed cost per round trip, not the command, is what a busy
-    process pays (the layer's publishing does the same, `core.layers`).
+    For small Redis writes that many tasks make at once (the layer's publishes, the snapshot of
+    every reply streaming at each flush): a command on its own takes a pooled connection,
+    checks it, writes and reads for one answer, and that fixed cost per round trip, not the
+    command, is what a busy process pays.
     """
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._queued: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[Any]]]) -> None:
+        self._send = send
+        self._queued: list[tuple[T, asyncio.Future[Any]]] = []
         self._sender: asyncio.Task[None] | None = None
 
-    async def execute(self, *command: Any) -> Any:
+    async def submit(self, item: T) -> Any:
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queued.append((command, done))
+        self._queued.append((item, done))
         if self._sender is None:
             self._sender = asyncio.create_task(self._send_queued())
         return await done
 
     async def _send_queued(self) -> None:
-        batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        batch: list[tuple[T, asyncio.Future[Any]]] = []
         try:
             while self._queued:
                 batch, self._queued = self._queued, []
                 try:
-                    pipe = self._client.pipeline(transaction=False)
-                    for command, _ in batch:
-                        pipe.execute_command(*command)
-                    answers = await pipe.execute(raise_on_error=False)
+                    answers = await self._send([item for item, _ in batch])
                 except Exception as exc:
                     answers = [exc] * len(batch)
                 for (_, done), answer in zip(batch, answers, strict=True):
@@ -93,7 +94,7 @@ class _Pipeliner:
                         done.set_result(answer)
                 batch = []
         except BaseException as exc:
-            # Cancelled with the loop: nobody may wait for ever.
+            # Cancelled with the loop (or the layer's flush): nobody may wait for ever.
             for _, done in batch + self._queued:
                 if not done.done():
                     done.set_exception(exc)
@@ -103,7 +104,15 @@ class _Pipeliner:
             self._sender = None
 
 
-_pipeliners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pipeliner] = (
+async def _commands(commands: list[tuple[Any, ...]]) -> list[Any]:
+    pipe = async_redis().pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    answers: list[Any] = await pipe.execute(raise_on_error=False)
+    return answers
+
+
+_pipeliners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher[tuple[Any, ...]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -113,5 +122,5 @@ async def pipelined(*command: Any) -> Any:
     loop = asyncio.get_running_loop()
     pipeliner = _pipeliners.get(loop)
     if pipeliner is None:
-        pipeliner = _pipeliners[loop] = _Pipeliner(async_redis())
-    return await pipeliner.execute(*command)
+        pipeliner = _pipeliners[loop] = Batcher(_commands)
+    return await pipeliner.submit(command)

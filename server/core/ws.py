@@ -177,8 +177,9 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         self._outbox: asyncio.Queue[str | int] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         # The writer's progress, for telling a client that stopped reading (its writer waits
-        # in a send that does not return) from a server that fell behind (`_overflowing`).
-        self._in_send = False
+        # in a send that does not return) from a server that fell behind (`_overflowing`):
+        # frames begun and frames sent, so the writer is in a send while they differ.
+        self._seq = 0
         self._sent = 0
         self._watch = (-1, 0.0)  # (frames sent, when) as last seen overflowing; none yet
         self._closing = False
@@ -296,12 +297,14 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         second), not by disconnecting readers."""
         now = time.monotonic()
         sent, since = self._watch
+        sending = self._seq != self._sent
+        stuck = sending and self._sent == sent
         if self._outbox.qsize() > OUTBOX_FRAMES_MAX:
             logger.warning("Socket of user %s is too far behind; closing it", self.user_id)
-        elif self._in_send and self._sent == sent and now - since >= SLOW_SEND_SECONDS:
+        elif stuck and now - since >= SLOW_SEND_SECONDS:
             logger.warning("Socket of user %s stopped reading; closing it", self.user_id)
         else:
-            if not self._in_send or self._sent != sent:
+            if not stuck:
                 self._watch = (self._sent, now)
             return
         self.close_later(closecodes.TRY_AGAIN, drop_pending=True)
@@ -363,22 +366,19 @@ class AppConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
         # Every frame carries this socket's sequence number: frames are only ever dropped
         # together with the socket, so a client that sees a gap (or a `resync` frame, sent
         # when the channel layer may have lost events) refetches history with `after=`.
-        seq = 0
         while True:
             item = await self._outbox.get()
             if isinstance(item, int):
                 await self._release()
                 await self.close(item)
                 return
-            seq += 1
-            self._in_send = True
+            self._seq += 1
             try:
                 # Straight to the server, past channels' generic send wrappers (hot path).
                 await self.base_send(
-                    {"type": "websocket.send", "text": f'{{"seq":{seq},{item[1:]}'}
+                    {"type": "websocket.send", "text": f'{{"seq":{self._seq},{item[1:]}'}
                 )
-                self._in_send = False
-                self._sent += 1
+                self._sent = self._seq
             except Exception as exc:
                 if self._closing or isinstance(exc, OSError):  # the client has gone
                     logger.debug("Send failed on a closing socket", exc_info=True)

@@ -170,9 +170,8 @@ def server_limit(now: dt.datetime) -> Limit | None:
     )
 
 
-def room_limit(room_id: UUID, now: dt.datetime, budget: RoomBudget | None = None) -> Limit | None:
-    if budget is None:
-        budget = RoomBudget.objects.filter(room_id=room_id).first()
+def room_limit(room_id: UUID, now: dt.datetime) -> Limit | None:
+    budget = RoomBudget.objects.filter(room_id=room_id).first()
     if budget is None:
         return None
     month, start, end = _month(now)
@@ -214,23 +213,8 @@ def group_limits(user_id: int, now: dt.datetime) -> list[Limit]:
 
 # --- reserving and settling --------------------------------------------------------------------
 @dataclass(frozen=True)
-class Reservation:
-    model: str
-    prompt_tokens: int
-    max_output_tokens: int
-    tokens: int
-    micro_usd: int
-    # (counter key, unit) of every limit it was taken from.
-    counters: tuple[tuple[str, Unit], ...]
-    group_id: int | None = None
-
-    def amount(self, unit: Unit) -> int:
-        return self.tokens if unit == "tokens" else self.micro_usd
-
-
-@dataclass(frozen=True)
 class Charge:
-    """What a call was finally charged (its usage record)."""
+    """What a call is charged: its worst case while reserved, then its usage record."""
 
     tokens: int
     micro_usd: int
@@ -243,20 +227,27 @@ class Charge:
         return self.tokens if unit == "tokens" else self.micro_usd
 
 
+@dataclass(frozen=True)
+class Reservation:
+    max_output_tokens: int
+    worst: Charge
+    # (counter key, unit) of every limit it was taken from.
+    counters: tuple[tuple[str, Unit], ...]
+    group_id: int | None = None
+
+
 class _Price:
     """The call's cost in millionths of a dollar; unknown (None) for an unpriced model, whose
     calls USD limits cannot count."""
 
     def __init__(self, model: str) -> None:
+        self.model = model
         self.price = prices.price_for(model)
 
     def micro(self, prompt: int, output: int) -> int | None:
         if self.price is None:
             return None
-        return micro_usd(
-            (prompt * self.price.input_per_million + output * self.price.output_per_million)
-            / prices.MILLION
-        )
+        return micro_usd(prices.cost_usd(self.model, prompt, output))
 
     def output_within(self, left_micro: int, prompt: int) -> int | None:
         """The most output tokens whose cost, with the prompt's, fits `left_micro`; None when
@@ -312,18 +303,15 @@ def budget_reserve(*, user_id: int, room_id: UUID, request: ChatRequest) -> Rese
             break
         cost = price.micro(prompt, output)
         reservation = Reservation(
-            model=request.model,
-            prompt_tokens=prompt,
             max_output_tokens=output,
-            tokens=prompt + output,
-            micro_usd=cost or 0,
+            worst=Charge(prompt + output, cost or 0),
             counters=(),
             group_id=group.group_id if group else None,
         )
         taken: list[tuple[str, Unit]] = []
         failed: Limit | None = None
         for lim in [*limits, *([group] if group else [])]:
-            amount = reservation.amount(lim.unit)
+            amount = reservation.worst.amount(lim.unit)
             if lim.unit == "usd" and cost is None:
                 continue
             try:
@@ -338,7 +326,7 @@ def budget_reserve(*, user_id: int, room_id: UUID, request: ChatRequest) -> Rese
         if failed is None:
             return dataclasses.replace(reservation, counters=tuple(taken))
         for key, unit in taken:
-            _adjust(key, -reservation.amount(unit))
+            _adjust(key, -reservation.worst.amount(unit))
         refusal = failed
     metrics.record_refusal("budget_exceeded")
     if refusal is None:  # every attempt lost its race without a limit to blame: none left
@@ -361,7 +349,7 @@ def budget_settle(*, reservation: Reservation, charge: Charge | None) -> None:
     if charge is None:
         return
     for key, unit in reservation.counters:
-        _adjust(key, charge.amount(unit) - reservation.amount(unit))
+        _adjust(key, charge.amount(unit) - reservation.worst.amount(unit))
 
 
 def _adjust(key: str, delta: int) -> None:

@@ -11,7 +11,7 @@ from uuid import UUID
 from ninja import Field, Schema
 from pydantic import field_validator
 
-from chat.events import MessageOut
+from chat.events import MessageOut, ReplyUsageOut
 from llm.models import SYSTEM_PROMPT_MAX_CHARS
 
 SESSION_CREATED_TEXT = "AI 세션이 생성되었습니다."
@@ -25,18 +25,6 @@ SYSTEM_PROMPT = (
 )
 
 
-class StartSessionIn(Schema):
-    """Only `room_uuid` is the seed's session: the default persona on the default model."""
-
-    room_uuid: UUID
-    title: str | None = Field(None, max_length=1000, description=TITLE)
-    model: str | None = Field(None, max_length=100, description=MODEL)
-    persona: str | None = Field(None, max_length=50, description=PERSONA)
-    system_prompt: str | None = Field(
-        None, max_length=SYSTEM_PROMPT_MAX_CHARS, description=SYSTEM_PROMPT
-    )
-
-
 class SessionPatchIn(Schema):
     """What to change; a field left out stays as it is."""
 
@@ -46,6 +34,13 @@ class SessionPatchIn(Schema):
     system_prompt: str | None = Field(
         None, max_length=SYSTEM_PROMPT_MAX_CHARS, description=SYSTEM_PROMPT
     )
+
+
+class StartSessionIn(SessionPatchIn):
+    """Only `room_uuid` is the seed's session: the default persona on the default model; the
+    settings are those a session's PATCH takes."""
+
+    room_uuid: UUID
 
 
 class StartSessionOut(Schema):
@@ -154,13 +149,6 @@ class SummaryIn(Schema):
     )
 
 
-class SummaryUsageOut(Schema):
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    cost_usd: str | None
-    estimated: bool
-
-
 class SummaryOut(Schema):
     result: Literal["success"]
     summary: str = Field(..., description="Markdown; empty when there was nothing to summarise.")
@@ -172,7 +160,7 @@ class SummaryOut(Schema):
     finish_reason: str | None = Field(
         ..., description="stop, length, or null when no call was made (nothing to summarise)."
     )
-    usage: SummaryUsageOut | None = Field(..., description="The call's usage; null: no call.")
+    usage: ReplyUsageOut | None = Field(..., description="The call's usage; null: no call.")
 
 
 class SessionListQuery(Schema):

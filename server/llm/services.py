@@ -98,9 +98,7 @@ def message_post(
             if conversation.session_id is not None:  # a request to the assistant, refused
                 metrics.record_refusal("rate_limited")
             raise
-    # Most messages name nobody: they are not parsed, and stay one statement
-    # (chat.services.message_insert), the busiest write of the product.
-    keys = mentioned_keys(content) if "@" in content else []
+    keys = mentioned_keys(content)
     asks = conversation.session_id is None and _asks_assistant(conversation, keys)
     if asks:
         ai_rate_hit(sender)
@@ -213,8 +211,8 @@ def _lock_conversation(conversation: Conversation) -> None:
     or its room's."""
     if conversation.session_id is not None:
         _lock_active_session(conversation.session_id)
-    elif not ChatRoom.objects.select_for_update().filter(pk=conversation.room_id).exists():
-        raise NotFound("No such room.")
+    else:
+        _lock_room_for_questions(conversation.room_id)
 
 
 def _message_id(value: object) -> int:

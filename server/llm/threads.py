@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +27,6 @@ from llm.models import AiReply, LlmUsage
 OPEN = (AiReply.Status.PENDING, AiReply.Status.STREAMING)
 # What a question withdrawn by who asked it is marked with (its reply's error_code).
 WITHDRAWN = "withdrawn"
-MICRO_USD = Decimal("0.000001")
 
 
 def conversation_replies(conversation: Conversation) -> QuerySet[AiReply]:

@@ -31,7 +31,7 @@ from llm.schemas import (
     SummaryIn,
     UsageQuery,
 )
-from llm.selectors import Totals, UsageGroup
+from llm.selectors import UsageGroup
 from llm.workspace import session_out
 
 
@@ -199,9 +199,9 @@ def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object] |
         session_id=query.session_id,
     )
     groups = selectors.usage_groups(rows, group_by=query.group_by) if query.group_by else []
-    totals = selectors.usage_totals(rows)
     if query.format == "csv":
-        return usage_csv(rows, groups=groups, totals=totals, group_by=query.group_by)
+        return usage_csv(rows, groups=groups, group_by=query.group_by)
+    totals = selectors.usage_totals(rows)
     return {
         "result": "success",
         "scope": "everyone" if user.is_staff else "own",
@@ -212,17 +212,6 @@ def usage(request: HttpRequest, query: Query[UsageQuery]) -> dict[str, object] |
     }
 
 
-CSV_FIGURES = [
-    "requests",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_usd",
-    "estimated_requests",
-    "estimated_tokens",
-    "estimated_cost_usd",
-    "unpriced_requests",
-]
 CSV_CALL = [
     "created_at",
     "user",
@@ -245,7 +234,7 @@ def _csv_cell(value: object) -> object:
 
 
 def usage_csv(
-    rows: QuerySet[LlmUsage], *, groups: list[UsageGroup], totals: Totals, group_by: str | None
+    rows: QuerySet[LlmUsage], *, groups: list[UsageGroup], group_by: str | None
 ) -> HttpResponse:
     """The usage as CSV, figures written as in JSON: a row per group and then the totals, or
     (without group_by) a row per call."""
@@ -253,12 +242,12 @@ def usage_csv(
     response["Content-Disposition"] = 'attachment; filename="ai-usage.csv"'
     out = csv.writer(response)
     if group_by:
-        out.writerow([group_by, "label", *CSV_FIGURES])
+        # The columns are the API's figures, in its order (Totals.figures).
+        totals = selectors.usage_totals(rows).figures()
+        out.writerow([group_by, "label", *totals])
         for g in groups:
-            figures = g.totals.figures()
-            out.writerow([_csv_cell(g.key), _csv_cell(g.label), *(figures[f] for f in CSV_FIGURES)])
-        figures = totals.figures()
-        out.writerow(["TOTAL", "", *(figures[f] for f in CSV_FIGURES)])
+            out.writerow([_csv_cell(g.key), _csv_cell(g.label), *g.totals.figures().values()])
+        out.writerow(["TOTAL", "", *totals.values()])
     else:
         out.writerow(CSV_CALL)
         for call in rows.select_related("user", "room").order_by("created_at", "id").iterator():

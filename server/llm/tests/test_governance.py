@@ -298,7 +298,7 @@ def test_monthly_cost_budget_edges(room, alice, bob, settings):
     # Less than the worst case: the call asks for fewer output tokens.
     lowered = budgets.budget_reserve(user_id=alice.pk, room_id=room.pk, request=request)
     assert lowered.max_output_tokens < 1_000_000
-    assert lowered.micro_usd <= budgets.micro_usd(settings.LLM_MONTHLY_COST_BUDGET_USD)
+    assert lowered.worst.micro_usd <= budgets.micro_usd(settings.LLM_MONTHLY_COST_BUDGET_USD)
     # The whole server shares it: nothing is left for bob.
     with pytest.raises(budgets.BudgetExceeded) as exc:
         budgets.budget_reserve(user_id=bob.pk, room_id=room.pk, request=request)

@@ -40,7 +40,7 @@ SPEC_6 = [
     "LLM_PRICES",
     "MAX_MESSAGE_CHARS",
 ]
-SETTING_READERS = {"setting", "int_setting", "bool_setting", "list_setting"}
+SETTING_READERS = {"setting", "int_setting", "bool_setting", "list_setting", "dollars_setting"}
 
 
 @pytest.fixture(scope="module")

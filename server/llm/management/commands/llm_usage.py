@@ -73,7 +73,8 @@ class Command(BaseCommand):
         groups = selectors.usage_groups(rows, group_by=options["group_by"])
         total = selectors.usage_totals(rows).figures()
         header = (options["group_by"], *(name for _, name in COLUMNS))
-        lines = [(g.label, *(g.totals.figures()[field] for field, _ in COLUMNS)) for g in groups]
+        shown = [(g.label, g.totals.figures()) for g in groups]
+        lines = [(label, *(figures[field] for field, _ in COLUMNS)) for label, figures in shown]
         lines.append(("TOTAL", *(total[field] for field, _ in COLUMNS)))
         table = [tuple(str(c) for c in header), *[tuple(str(c) for c in line) for line in lines]]
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
