@@ -23,7 +23,7 @@ from accounts.models import User
 from chat.access import access_room
 from chat.models import Message
 from chat.selectors import room_ids_of
-from core.errors import ValidationFailed
+from core.errors import text_field
 
 QUERY_MIN_CHARS = 2
 QUERY_MAX_CHARS = 200
@@ -79,12 +79,7 @@ def marked_parts(text: str, query: str) -> list[tuple[str, bool]]:
 
 
 def query_clean(q: str) -> str:
-    query = q.strip()
-    if len(query) < QUERY_MIN_CHARS:
-        raise ValidationFailed(f"q: at least {QUERY_MIN_CHARS} characters.")
-    if len(query) > QUERY_MAX_CHARS:
-        raise ValidationFailed(f"q: at most {QUERY_MAX_CHARS} characters.")
-    return query
+    return text_field(q, field="q", at_most=QUERY_MAX_CHARS, at_least=QUERY_MIN_CHARS)
 
 
 def message_search(

@@ -37,7 +37,14 @@ from chat.rooms import room_json
 from chat.selectors import room_counts_of, room_view
 from core import closecodes
 from core.db import fetch_one
-from core.errors import EmptyMessage, Forbidden, MessageTooLong, NotFound, ValidationFailed
+from core.errors import (
+    EmptyMessage,
+    Forbidden,
+    MessageTooLong,
+    NotFound,
+    ValidationFailed,
+    text_field,
+)
 from core.events import control_event, frame_event, publish_on_commit
 from core.groups import room_group, session_group, user_group
 
@@ -48,12 +55,7 @@ CLIENT_ID_MAX = 64
 
 
 def _room_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise ValidationFailed("name: must not be empty.")
-    if len(name) > ROOM_NAME_MAX:
-        raise ValidationFailed(f"name: at most {ROOM_NAME_MAX} characters.")
-    return name
+    return text_field(name, field="name", at_most=ROOM_NAME_MAX, empty="must not be empty")
 
 
 @transaction.atomic

@@ -48,6 +48,21 @@ class ValidationFailed(AppError):
     message = "The request is not valid."
 
 
+def text_field(
+    raw: str, *, field: str, at_most: int, at_least: int = 0, empty: str | None = None
+) -> str:
+    """A text field trimmed and checked: `empty` says why a blank one is refused (None: blank
+    is allowed, unless `at_least` asks for more), then its length is checked."""
+    text = raw.strip()
+    if not text and empty is not None:
+        raise ValidationFailed(f"{field}: {empty}.")
+    if len(text) < at_least:
+        raise ValidationFailed(f"{field}: at least {at_least} characters.")
+    if len(text) > at_most:
+        raise ValidationFailed(f"{field}: at most {at_most} characters.")
+    return text
+
+
 class EmptyMessage(ValidationFailed):
     code = "empty_message"
     message = "The message is empty."

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from core.errors import ValidationFailed
+from core.errors import ValidationFailed, text_field
 from llm.models import SYSTEM_PROMPT_MAX_CHARS, AiChatSession, Persona
 from llm.providers import model_name, provider_name
 
@@ -35,12 +35,12 @@ def model_check(model: str) -> str:
 
 def prompt_check(prompt: str) -> str:
     """A session's own system prompt, trimmed: 1 to SYSTEM_PROMPT_MAX_CHARS characters."""
-    text = prompt.strip()
-    if not text:
-        raise ValidationFailed("system_prompt: must not be empty (choose a persona instead).")
-    if len(text) > SYSTEM_PROMPT_MAX_CHARS:
-        raise ValidationFailed(f"system_prompt: at most {SYSTEM_PROMPT_MAX_CHARS} characters.")
-    return text
+    return text_field(
+        prompt,
+        field="system_prompt",
+        at_most=SYSTEM_PROMPT_MAX_CHARS,
+        empty="must not be empty (choose a persona instead)",
+    )
 
 
 def persona_list() -> list[Persona]:

@@ -38,6 +38,7 @@ from core.errors import (
     RateLimited,
     SessionInactive,
     ValidationFailed,
+    text_field,
 )
 from core.events import control_event, frame_event, publish_on_commit
 from llm import personas, threads
@@ -311,10 +312,7 @@ TITLE_MAX_CHARS = 100
 
 
 def _title(raw: str) -> str:
-    title = raw.strip()
-    if len(title) > TITLE_MAX_CHARS:
-        raise ValidationFailed(f"title: at most {TITLE_MAX_CHARS} characters.")
-    return title
+    return text_field(raw, field="title", at_most=TITLE_MAX_CHARS)
 
 
 def _steer(
