@@ -119,13 +119,13 @@ def fits(page: Any) -> None:
 
 
 @pytest.fixture
-def shoot(shots: Path) -> Callable[[Person, str], None]:
+def shoot(shots: Path) -> Callable[..., None]:
     """Check that a person's page fits its window, then take its screenshot as `<name>.png`."""
 
-    def take(who: Person, name: str) -> None:
+    def take(who: Person, name: str, **options: Any) -> None:
         fits(who.page)
         path = shots / f"{name}.png"
-        who.page.screenshot(path=str(path))
+        who.page.screenshot(path=str(path), **options)
         assert path.stat().st_size > 5000
 
     return take
@@ -192,6 +192,16 @@ class Person:
         """Open a room or AI session page and wait until its socket is up."""
         self.goto(path)
         self.page.wait_for_selector('#conn-status[data-state="open"]')
+
+
+def room_of(owner: Person, name: str, *members: Person) -> dict[str, Any]:
+    """A room `owner` makes (through the API) with `members` added."""
+    room = owner.api("POST", "/api/chat/rooms/", {"name": name})["room"]
+    for member in members:
+        owner.api(
+            "POST", f"/api/chat/rooms/{room['id']}/participants/", {"username": member.username}
+        )
+    return room
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 from testkit.proxy import TcpProxy
 from testkit.upstream import Behavior, FakeUpstream
 
-from .conftest import Person
+from .conftest import Person, room_of
 from .live import LLM_USER_RATE, PASSWORD, STAFF_USERNAME
 
 STREAMED = (
@@ -40,12 +40,7 @@ VALUES = "els => els.map(e => Number(e.dataset.value))"
 
 
 def room_with(owner: Person, *others: Person) -> dict[str, Any]:
-    room = owner.api("POST", "/api/chat/rooms/", {"name": "AI room"})["room"]
-    for other in others:
-        owner.api(
-            "POST", f"/api/chat/rooms/{room['id']}/participants/", {"username": other.username}
-        )
-    return room
+    return room_of(owner, "AI room", *others)
 
 
 def start_session(owner: Person, room: dict[str, Any]) -> str:

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 
 from testkit.upstream import Behavior, FakeUpstream
 
-from .conftest import Person, fits
+from .conftest import Person
 from .test_ai import ai_reply, room_with, send, start_session
 from .test_layout import PHONE
 
@@ -27,7 +26,7 @@ def shown_count(value: int) -> str:
 
 
 def test_the_session_panel_and_the_usage_page_show_the_apis_figures(
-    person: Callable[..., Person], upstream: FakeUpstream, shots: Path
+    person: Callable[..., Person], upstream: FakeUpstream, shoot: Callable[..., None]
 ) -> None:
     ana = person("ana")
     ben = person("ben")
@@ -82,13 +81,12 @@ def test_the_session_panel_and_the_usage_page_show_the_apis_figures(
     ) == ["AI room"]
     assert ana.page.locator("#chart-session svg rect.bar").count() == 1
     assert ana.page.get_attribute("#csv", "href") == f"/api/llm/usage/?since={since}&format=csv"
-    fits(ana.page)
-    ana.page.screenshot(path=str(shots / "usage-cost.png"), full_page=True)
+    shoot(ana, "usage-cost", full_page=True)
     assert ana.errors == []
 
 
 def test_the_owner_sets_a_room_budget_and_members_see_what_is_left(
-    person: Callable[..., Person], upstream: FakeUpstream, shots: Path
+    person: Callable[..., Person], upstream: FakeUpstream, shoot: Callable[..., None]
 ) -> None:
     ana = person("ana")
     ben = person("ben", **PHONE)
@@ -110,9 +108,8 @@ def test_the_owner_sets_a_room_budget_and_members_see_what_is_left(
     left = shown_usd(budget["remaining_usd"])
     ana.page.locator(".budget-left", has_text=left).wait_for()
     assert "$12.50" in ana.page.inner_text(".budget-left")
-    fits(ana.page)
     ana.page.locator("#budget-form").scroll_into_view_if_needed()
-    ana.page.screenshot(path=str(shots / "room-budget.png"))
+    shoot(ana, "room-budget")
     # Over this server's limit: the field refuses it (its maximum is the API's max_usd), and
     # nothing changes.
     ana.page.fill("#budget-usd", "100000")
@@ -131,7 +128,6 @@ def test_the_owner_sets_a_room_budget_and_members_see_what_is_left(
     ben.open_chat(f"/ai/{session}/")
     ben.page.click(".side-toggle")
     ben.page.locator("#room-budget .budget-left", has_text=left).wait_for()
-    fits(ben.page)
-    ben.page.screenshot(path=str(shots / "session-budget-phone.png"))
+    shoot(ben, "session-budget-phone")
     assert ana.errors == []
     assert ben.errors == []

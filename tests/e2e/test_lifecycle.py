@@ -11,15 +11,9 @@ from typing import Any
 
 from testkit.proxy import TcpProxy
 
-from .conftest import Person
+from .conftest import Person, room_of
 from .test_chat import XSS_TEXT, assert_inert, message_texts, wait_for_text
 from .test_layout import PHONE
-
-
-def shared_room(owner: Person, member: Person, name: str) -> str:
-    room = owner.api("POST", "/api/chat/rooms/", {"name": name})["room"]
-    owner.api("POST", f"/api/chat/rooms/{room['id']}/participants/", {"username": member.username})
-    return str(room["id"])
 
 
 def send(who: Person, text: str, shown: str | None = None) -> None:
@@ -66,7 +60,7 @@ def message(who: Person, text: str) -> Any:
 def test_edit_with_arrow_up_and_delete_with_a_confirmation(person: Callable[..., Person]) -> None:
     ana = person("ana")
     ben = person("ben", locale="en-US")
-    room = shared_room(ana, ben, "release")
+    room = room_of(ana, "release", ben)["id"]
     for who in (ana, ben):
         who.open_chat(f"/rooms/{room}/")
     send(ana, "kickoff at 10")
@@ -125,7 +119,7 @@ def test_the_rooms_list_follows_edits_and_deletions(person: Callable[..., Person
     badges, the last message) without a reload; the sender's own list shows her last message."""
     ana = person("ana")
     ben = person("ben")
-    room = shared_room(ana, ben, "리뷰")
+    room = room_of(ana, "리뷰", ben)["id"]
     ben.goto("/rooms/")
     listed = ben.page.locator(f'a.room-link[data-room-id="{room}"]')
     listed.wait_for()
@@ -161,7 +155,7 @@ def test_the_rooms_list_follows_edits_and_deletions(person: Callable[..., Person
 def test_markdown_in_room_chat_is_rendered_safely(person: Callable[..., Person]) -> None:
     ana = person("ana")
     ben = person("ben")
-    room = shared_room(ana, ben, "docs")
+    room = room_of(ana, "docs", ben)["id"]
     for who in (ana, ben):
         who.open_chat(f"/rooms/{room}/")
     text = (
@@ -189,7 +183,7 @@ def test_payloads_in_edited_text_and_search_results_stay_text(
 ) -> None:
     ana = person("ana")
     ben = person("ben")
-    room = shared_room(ana, ben, "payloads")
+    room = room_of(ana, "payloads", ben)["id"]
     for who in (ana, ben):
         who.open_chat(f"/rooms/{room}/")
     for n in range(len(XSS_TEXT)):
@@ -235,7 +229,7 @@ def test_search_finds_korean_and_english_and_opens_the_conversation_at_the_messa
 ) -> None:
     ana = person("ana")
     ben = person("ben")
-    room = shared_room(ana, ben, "배포 준비")
+    room = room_of(ana, "배포 준비", ben)["id"]
     ana.open_chat(f"/rooms/{room}/")
     send(ana, "배포 체크리스트를 금요일까지 확인해 주세요")
     send(ana, "The DEPLOY window is Friday 10:00")
@@ -280,7 +274,7 @@ def test_edits_and_deletions_made_while_away_show_after_the_reconnect(
 ) -> None:
     ana = person("ana", base_url=proxy.base_url)
     ben = person("ben", locale="en-US")
-    room = shared_room(ben, ana, "away")
+    room = room_of(ben, "away", ana)["id"]
     path = f"/rooms/{room}/"
     ana.open_chat(path)
     ben.open_chat(path)
@@ -325,7 +319,7 @@ def test_the_new_screens_fit_phones_and_wide_screens(
 
     jiwoo = person(username="jiwoo")
     sam = person(username="sam", locale="en-US")
-    room = shared_room(jiwoo, sam, "백엔드 팀")
+    room = room_of(jiwoo, "백엔드 팀", sam)["id"]
     path = f"/rooms/{room}/"
     jiwoo.open_chat(path)
     sam.open_chat(path)

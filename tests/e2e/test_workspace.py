@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from testkit.servers import ServerProcess, manage
 
-from .conftest import Person
+from .conftest import Person, room_of
 from .test_ai import send
 
 # A stand-in for the browser's Notification API that records what the page does with it: a
@@ -37,15 +37,6 @@ Object.defineProperty(document, "visibilityState", {
   get() { return window.__hidden ? "hidden" : "visible"; },
 });
 """
-
-
-def room_of(owner: Person, name: str, *members: Person) -> dict[str, Any]:
-    room = owner.api("POST", "/api/chat/rooms/", {"name": name})["room"]
-    for member in members:
-        owner.api(
-            "POST", f"/api/chat/rooms/{room['id']}/participants/", {"username": member.username}
-        )
-    return room
 
 
 def sidebar_room(page: Any, room: dict[str, Any]) -> Any:

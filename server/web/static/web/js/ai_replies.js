@@ -34,11 +34,10 @@ export class AiReplies {
     this.stopping = false;
     this.greeted = false;
     this.queueBox = $("#ai-queue");
-    this.queue = { generating: null, pending: [] };
+    this.pending = [];
     // The answers to each question (by the question's id): their ids, oldest first, and the
     // one shown.
     this.groups = new Map();
-    this.replies = new Map();
     this.list.aiParts = (msg) => this.parts(msg);
     this.list.onShown = (msg, el) => this.shown(msg, el);
 
@@ -61,7 +60,7 @@ export class AiReplies {
       // finished while we were away comes with the history.
       if (reconnect) {
         this.clear();
-        this.setQueue({ generating: null, pending: [] });
+        this.setQueue({ pending: [] });
       }
       this.stopping = false;
       this.update();
@@ -128,7 +127,7 @@ export class AiReplies {
         threadLine(this.list, frame.reply_to),
         body,
       );
-      stream = { el, body, text: "", lastIndex: -1, frame: 0, timestamp: frame.timestamp, replyTo: frame.reply_to, model: frame.model, slot: null };
+      stream = { el, body, text: "", lastIndex: -1, frame: 0, timestamp: frame.timestamp, slot: null };
       this.streams.set(frame.stream_id, stream);
       this.questionEl(frame.reply_to)?.querySelector(".unanswered")?.remove();
       // Asked again: the new answer is written where the one it replaces is shown.
@@ -248,7 +247,6 @@ export class AiReplies {
     const question = Number(msg.reply_to);
     const id = Number(msg.message_id);
     this.questionEl(question)?.querySelector(".unanswered")?.remove();
-    this.replies.set(id, msg);
     let group = this.groups.get(question);
     if (!group) {
       group = { ids: [], shown: id };
@@ -280,10 +278,9 @@ export class AiReplies {
       const el = this.list.byId.get(id);
       if (el) el.hidden = true;
     }
-    const chosen = this.replies.get(group.shown) || this.replies.get(first);
+    const chosen = this.list.data.get(group.shown) || this.list.data.get(first);
     const view = this.list.element(chosen);
     slot.replaceChildren(...view.childNodes);
-    slot.dataset.shown = String(chosen.message_id);
     slot.hidden = [...this.streams.values()].some((s) => s.slot === slot);
   }
 
@@ -308,13 +305,13 @@ export class AiReplies {
   // --- the queue ---------------------------------------------------------------------------
 
   setQueue(frame) {
-    this.queue = { generating: frame.generating ?? null, pending: frame.pending || [] };
+    this.pending = frame.pending || [];
     this.renderQueue();
   }
 
   renderQueue() {
     if (!this.queueBox) return;
-    const pending = this.queue.pending;
+    const pending = this.pending;
     this.queueBox.hidden = pending.length === 0;
     if (!pending.length) {
       this.queueBox.replaceChildren();

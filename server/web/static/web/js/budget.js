@@ -34,7 +34,7 @@ export class RoomBudget {
       this.budget = (await api(this.path, { method: "PUT", body: { monthly_usd: value } })).budget;
       this.render();
     } catch (err) {
-      error.textContent = err.code === "validation_error" ? err.message : sentence(err.code, { message: err.message });
+      error.textContent = sentence(err.code, { message: err.message });
       error.hidden = false;
     }
   }

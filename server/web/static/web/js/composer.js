@@ -3,6 +3,7 @@
 // sending until its retry_after has passed. Typing `@` offers the members' names
 // (mentions.js); `onType` hears every keystroke that changes the text, so the page can say its
 // user is typing.
+import { isSendKey } from "./dom.js";
 import { gettext } from "./i18n.js";
 import { MentionPicker } from "./mentions.js";
 
@@ -34,7 +35,7 @@ export class Composer {
         return;
       }
       // Enter while an IME is composing (Korean, Japanese...) confirms the syllable, not the message.
-      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      if (isSendKey(event)) {
         event.preventDefault();
         this.submit();
       } else if (event.key === "ArrowUp" && !event.isComposing && this.input.value === "" && this.onEditLast()) {

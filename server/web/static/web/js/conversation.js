@@ -71,6 +71,7 @@ export class LiveConversation {
       historyPath,
       me: this.me,
       aiName: this.aiName,
+      maxChars: this.maxChars,
       renderBody,
       onResend: (clientId, text) => this.transmit(clientId, text),
       onGap: () => this.socket.isOpen && this.syncAndFlush(),

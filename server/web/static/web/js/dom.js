@@ -79,3 +79,16 @@ export function newClientId() {
   const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
+
+// Enter that sends: without Shift (a new line), and not the Enter that ends an input method's
+// composition (Korean, Japanese...: `isComposing`, or keyCode 229 in some browsers).
+export function isSendKey(event) {
+  return event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229;
+}
+
+// A text as one line of at most `max` characters, cut with "…" (as the server's
+// `chat.selectors.preview` makes a room's last message).
+export function oneLine(text, max) {
+  const line = String(text || "").split(/\s+/).filter(Boolean).join(" ");
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}

@@ -20,7 +20,7 @@
 // mentions the reader stands out.
 import { api } from "./api.js";
 import { confirmButton } from "./confirm.js";
-import { h, newClientId } from "./dom.js";
+import { h, isSendKey, newClientId } from "./dom.js";
 import { gettext, lang } from "./i18n.js";
 import { noteText } from "./threads.js";
 import { highlightMentions } from "./mentions.js";
@@ -96,8 +96,9 @@ export class MessageList {
     onError = () => {},
     onEditEnd = () => {},
     focusId = null,
+    maxChars,
   }) {
-    Object.assign(this, { list, tail, scroller, olderButton, empty, historyPath, me, aiName, renderBody, onResend, onGap, onError, onEditEnd });
+    Object.assign(this, { list, tail, scroller, olderButton, empty, historyPath, me, aiName, renderBody, onResend, onGap, onError, onEditEnd, maxChars });
     this.focusId = Number(focusId) > 0 ? Number(focusId) : null;
     this.ids = [];
     this.byId = new Map();
@@ -191,7 +192,7 @@ export class MessageList {
       // A note about the conversation, not something said: a line across the list.
       return h(
         "li",
-        { class: "msg note", dataset: { messageId: msg.message_id, author: msg.username, day: dayOf(msg.timestamp) } },
+        { class: "msg note", dataset: { messageId: msg.message_id, day: dayOf(msg.timestamp) } },
         h("p", {}, noteText(msg), " ", timeElement(msg.timestamp)),
       );
     }
@@ -207,7 +208,7 @@ export class MessageList {
       "li",
       {
         class: `msg${isSelf ? " self" : ""}${isAi ? " ai" : ""}${mentionsMe ? " mentions-me" : ""}${deleted ? " deleted" : ""}`,
-        dataset: { messageId: msg.message_id, author: msg.username, day: dayOf(msg.timestamp), text: msg.message },
+        dataset: { messageId: msg.message_id, day: dayOf(msg.timestamp) },
       },
       h("div", { class: "meta" }, h("span", { class: "author" }, msg.username), " ", timeElement(msg.timestamp), edited ? " " : null, edited, this.actions(msg)),
       parts.before || null,
@@ -447,7 +448,7 @@ export class MessageList {
     const el = this.byId.get(id);
     if (!msg || !el) return;
     if (this.editing) this.endEdit();
-    const input = h("textarea", { class: "edit-input", rows: "2", maxlength: "8000", "aria-label": gettext("Edit message") });
+    const input = h("textarea", { class: "edit-input", rows: "2", maxlength: String(this.maxChars), "aria-label": gettext("Edit message") });
     input.value = msg.message;
     const save = h("button", { type: "submit", class: "primary small" }, gettext("Save"));
     const cancel = h("button", { type: "button", class: "quiet small" }, gettext("Cancel"));
@@ -480,7 +481,7 @@ export class MessageList {
       if (event.key === "Escape") {
         event.preventDefault();
         this.endEdit();
-      } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+      } else if (isSendKey(event)) {
         event.preventDefault();
         submit();
       }

@@ -1,41 +1,29 @@
 // What the assistant's replies say about themselves (SPEC 10.2), as the message list shows it:
 // the question a reply answers ("↳ answering alice: …"), a discreet line with its model, tokens
 // and cost, and the notes a conversation keeps about itself ("alice switched the model to …").
-import { h } from "./dom.js";
-import { gettext, lang } from "./i18n.js";
+import { h, oneLine } from "./dom.js";
+import { tokens, usd } from "./figures.js";
+import { gettext } from "./i18n.js";
 
 const PREVIEW_CHARS = 80;
-const numbers = new Intl.NumberFormat(lang);
-
-function preview(text) {
-  const flat = String(text || "").replace(/\s+/g, " ").trim();
-  return flat.length > PREVIEW_CHARS ? `${flat.slice(0, PREVIEW_CHARS - 1)}…` : flat;
-}
 
 // "alice: what is 2+2?" for a message the list shows, or null.
 export function questionText(list, id) {
-  const el = list.byId.get(Number(id));
-  if (!el) return null;
-  return gettext("%(name)s: %(text)s", { name: el.dataset.author || "", text: preview(el.dataset.text) });
+  const msg = list.data.get(Number(id));
+  if (!msg) return null;
+  return gettext("%(name)s: %(text)s", { name: msg.username, text: oneLine(msg.message, PREVIEW_CHARS) });
 }
 
 // The line above a reply that says which question it answers; a click shows the question.
 export function threadLine(list, replyTo) {
   if (!replyTo) return null;
-  const question = list.byId.get(Number(replyTo));
+  const question = list.data.get(Number(replyTo));
   const label = question
-    ? gettext("answering %(name)s: %(text)s", { name: question.dataset.author || "", text: preview(question.dataset.text) })
+    ? gettext("answering %(name)s: %(text)s", { name: question.username, text: oneLine(question.message, PREVIEW_CHARS) })
     : gettext("answering an earlier message");
-  const line = h("button", { type: "button", class: "thread quiet", dataset: { replyTo: String(replyTo) } }, "↳ ", label);
+  const line = h("button", { type: "button", class: "thread quiet" }, "↳ ", label);
   line.addEventListener("click", () => list.reveal(replyTo, { smooth: true }));
   return line;
-}
-
-function usd(value) {
-  const number = Number(value);
-  if (!Number.isFinite(number)) return null;
-  // Six decimals, as the API gives them: a call that cost anything never shows as $0.
-  return `$${number.toFixed(number >= 1 ? 2 : 6)}`;
 }
 
 // "gpt-4o-mini · 1,234 tokens · $0.000412", with "≈" and "estimated" when the provider gave no
@@ -47,13 +35,16 @@ export function usageLine(msg) {
   if (usage) {
     const known = Number.isInteger(usage.prompt_tokens) && Number.isInteger(usage.completion_tokens);
     if (known) {
-      const total = numbers.format(usage.prompt_tokens + usage.completion_tokens);
+      const total = tokens(usage.prompt_tokens + usage.completion_tokens);
       parts.push(usage.estimated ? gettext("≈%(count)s tokens (estimated)", { count: total }) : gettext("%(count)s tokens", { count: total }));
     } else {
       parts.push(gettext("tokens not reported"));
     }
-    const cost = usd(usage.cost_usd);
-    if (cost) parts.push(usage.estimated ? `≈${cost}` : cost);
+    // A model with no price has no cost (null): nothing is shown rather than $0.
+    if (usage.cost_usd !== null) {
+      const cost = usd(usage.cost_usd);
+      parts.push(usage.estimated ? `≈${cost}` : cost);
+    }
   }
   if (!parts.length) return null;
   return h("p", { class: "usage", title: usage && usage.estimated ? gettext("The provider reported no usage for this reply; the figures are an estimate.") : "" }, parts.join(" · "));

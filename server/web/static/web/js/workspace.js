@@ -7,7 +7,7 @@
 // tab's title counts the unread mentions of every room; a mention that arrives while the tab
 // is hidden shows a browser notification, once the user has allowed them from a click.
 import { api, toSignIn } from "./api.js";
-import { pageData } from "./dom.js";
+import { oneLine, pageData } from "./dom.js";
 import { gettext } from "./i18n.js";
 import { CLOSE, LiveSocket } from "./socket.js";
 
@@ -17,12 +17,11 @@ function activityOf(room) {
   return room.last_message ? room.last_message.timestamp : room.created_at;
 }
 
-// As the server's `chat.selectors.preview`: one line, at most PREVIEW_CHARS characters.
+// A room's last message as the server gives it (`chat.selectors.PREVIEW_CHARS`).
 const PREVIEW_CHARS = 140;
 
-function preview(text) {
-  const line = text.split(/\s+/).filter(Boolean).join(" ");
-  return line.length <= PREVIEW_CHARS ? line : `${line.slice(0, PREVIEW_CHARS - 1)}…`;
+function lastId(room) {
+  return room.last_message ? room.last_message.message_id : 0;
 }
 
 function members(room) {
@@ -33,6 +32,8 @@ class Workspace {
   constructor() {
     this.me = pageData().user?.username;
     this.rooms = new Map();
+    // Per room, the last message its counts include (the snapshot's, then `room_activity`).
+    this.counted = new Map();
     this.loaded = false;
     this.loading = null;
     this.held = [];
@@ -79,16 +80,16 @@ class Workspace {
     return this.online.get(username) === true;
   }
 
-  // A room page reports each room-chat message it shows, the user's own included (`/ws/me/`
-  // announces only other people's), so the room's last message in the list is the newest
-  // one this tab knows of.
+  // A room page reports the user's own messages as it shows them (`/ws/me/` announces only
+  // other people's), so the room's last message in the list is the newest one this tab knows
+  // of. Only what is shown changes: the counts follow `/ws/me/` alone (`counted`).
   shown(roomId, message) {
     const room = this.rooms.get(roomId);
-    if (!room || message.deleted || (room.last_message && room.last_message.message_id >= message.message_id)) return;
+    if (!room || message.deleted || lastId(room) >= message.message_id) return;
     room.last_message = {
       message_id: message.message_id,
       username: message.username,
-      preview: preview(message.message),
+      preview: oneLine(message.message, PREVIEW_CHARS),
       timestamp: message.timestamp,
     };
     this.emit({ type: "room_shown", room_id: roomId });
@@ -98,6 +99,7 @@ class Workspace {
     const loading = (async () => {
       const data = await api("/api/chat/my-rooms/");
       this.rooms = new Map(data.rooms.map((room) => [room.id, room]));
+      this.counted = new Map(data.rooms.map((room) => [room.id, lastId(room)]));
       this.online.clear();
       for (const room of data.rooms) for (const name of room.online) this.online.set(name, true);
     })();
@@ -134,14 +136,19 @@ class Workspace {
       case "room_added":
       case "room_updated":
         this.rooms.set(frame.room.id, frame.room);
+        this.counted.set(frame.room.id, lastId(frame.room));
         for (const name of frame.room.online || []) this.online.set(name, true);
         break;
       case "room_removed":
         this.rooms.delete(frame.room_id);
         break;
       case "room_activity":
-        if (!room || (room.last_message && room.last_message.message_id >= frame.message_id)) return;
-        room.last_message = { message_id: frame.message_id, username: frame.username, preview: frame.preview, timestamp: frame.timestamp };
+        // Counted once: an event about a message the counts already include changes nothing.
+        if (!room || frame.message_id <= (this.counted.get(room.id) || 0)) return;
+        this.counted.set(room.id, frame.message_id);
+        if (frame.message_id > lastId(room)) {
+          room.last_message = { message_id: frame.message_id, username: frame.username, preview: frame.preview, timestamp: frame.timestamp };
+        }
         room.unread_count = frame.unread_count;
         if (frame.mention) {
           room.mention_count += 1;

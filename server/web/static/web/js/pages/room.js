@@ -38,7 +38,7 @@ const live = new LiveConversation({
 });
 new AiReplies(live);
 const catchUp = new CatchUp(roomId);
-live.on("chat_message", (frame) => workspace?.shown(roomId, frame));
+live.on("chat_message", (frame) => frame.is_self && workspace?.shown(roomId, frame));
 live.on("room_settings", (frame) => {
   if (!room) return;
   room.ai_mentions = frame.ai_mentions;
@@ -158,7 +158,7 @@ addForm.addEventListener("submit", async (event) => {
     addForm.username.value = "";
   } catch (err) {
     error.textContent =
-      err.status === 404 ? gettext("There is no user named %(name)s.", { name: username }) : err.code === "validation_error" ? err.message : sentence(err.code, { message: err.message });
+      err.status === 404 ? gettext("There is no user named %(name)s.", { name: username }) : sentence(err.code, { message: err.message });
     error.hidden = false;
   }
 });

@@ -30,7 +30,7 @@ form.addEventListener("submit", async (event) => {
     const data = await api("/api/chat/rooms/", { method: "POST", body: { name } });
     window.location.assign(`/rooms/${data.room.id}/`);
   } catch (err) {
-    formError.textContent = err.code === "validation_error" ? err.message : sentence(err.code, { message: err.message });
+    formError.textContent = sentence(err.code, { message: err.message });
     formError.hidden = false;
     button.disabled = false;
   }

@@ -95,7 +95,7 @@ async function run({ q, room, before }) {
   } catch (err) {
     if (current !== token) return;
     status.textContent = "";
-    error.textContent = err.code === "validation_error" ? err.message : sentence(err.code, { message: err.message });
+    error.textContent = sentence(err.code, { message: err.message });
     error.hidden = false;
   }
 }

@@ -119,10 +119,6 @@ function renderSession() {
     ...fact(gettext("Cost"), h("span", { dataset: { figure: "cost" } }, costText(usage))),
     ...(note ? fact(gettext("Estimated"), h("span", { dataset: { figure: "estimated" } }, note)) : []),
   );
-  if (!budget) {
-    budget = new RoomBudget($("#room-budget"), session.room_uuid);
-    budget.load();
-  }
   $("#end-session").hidden = removed || !session.can_end;
 }
 
@@ -235,7 +231,7 @@ steerForm.addEventListener("submit", async (event) => {
     renderSession();
     saved.hidden = false;
   } catch (err) {
-    error.textContent = err.code === "validation_error" ? err.message : sentence(err.code, { message: err.message });
+    error.textContent = sentence(err.code, { message: err.message });
     error.hidden = false;
   } finally {
     button.disabled = false;
@@ -254,7 +250,9 @@ armConfirm($("#end-session"), gettext("Click again to end the session for everyo
 (async () => {
   const [loaded] = await Promise.all([loadSession(), loadOptions()]);
   if (!loaded) return;
-  renderSession();
+  renderSession(); // again, with the persona names loaded beside the session
+  budget = new RoomBudget($("#room-budget"), session.room_uuid);
+  budget.load();
   roomList.current = session.room_uuid;
   if (workspace?.loaded) roomList.render();
   loadMembers();
