@@ -474,6 +474,8 @@ def _reply_close(
             )
         )
         if conversation.session_id is None:
+            # The assistant's text is model output, not a member's word: it mentions nobody,
+            # so a reply that writes "@someone" cannot be made to ping people.
             publish_on_commit(room_activity_event(stored.message, []))
     threads.queue_announce(conversation)
     if error is not None:

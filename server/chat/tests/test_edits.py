@@ -9,7 +9,10 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.services import assistant_user
 from chat.models import ChatRoom, Message
+from chat.workspace import RoomChanged
 from llm.models import AiChatSession, AiReply
+from llm.providers.echo import OFFLINE_NOTICE
+from llm.tests.sessions import open_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -321,3 +324,106 @@ async def test_new_message_frames_say_what_each_viewer_may_do_and_what_came_befo
         assert (mine["is_self"], mine["can_edit"], mine["can_delete"]) == (True, True, True)
         assert (frames[0]["can_edit"], frames[0]["can_delete"]) == (False, True)
         assert (frames[2]["can_edit"], frames[2]["can_delete"]) == (False, False)
+
+
+async def test_a_deletion_in_an_ai_session_reaches_the_session_and_leaves_a_tombstone(
+    ws, client_for, room, alice, bob, settings
+):
+    settings.LLM_PROVIDER = "echo"
+    session, a = await open_session(client_for, ws, alice, room)
+    b = await ws(f"/ws/llm/{session}/", bob)
+    await b.recv_type("ai_joined")
+    room_socket = await ws(f"/ws/chat/{room.pk}/", alice)
+    await a.send_json_to({"type": "chat_message", "message": "what is 2+2?"})
+    question = (await a.recv_type("chat_message"))["message_id"]
+    # The echo provider repeats the question as the model saw it (its speaker named).
+    echoed = f"{OFFLINE_NOTICE}> alice: what is 2+2?"
+    replies = []
+    for sock in (a, b):
+        frame = await sock.recv_type("chat_message")
+        while not frame["is_ai"]:  # bob's socket gets the question first
+            frame = await sock.recv_type("chat_message")
+        replies.append((frame["reply_to"], frame["message"]))
+    assert replies == [(question, echoed)] * 2
+    answer = frame["message_id"]
+
+    bob_client = await sync_to_async(client_for)(bob)
+    r = await sync_to_async(bob_client.delete)(f"/api/chat/messages/{question}/")
+    assert r.status_code == 403  # a participant deletes only their own
+    alice_client = await sync_to_async(client_for)(alice)
+    r = await sync_to_async(alice_client.delete)(f"/api/chat/messages/{question}/")
+    assert r.status_code == 200, r.json()
+    for sock in (a, b):
+        frame = await sock.recv_type("message_deleted")
+        assert frame == {"type": "message_deleted", "message_id": question, "change_seq": 1}
+
+    path = f"/api/llm/sessions/{session}/messages/"
+    body = (await sync_to_async(bob_client.get)(path, {"changed_after": 0})).json()
+    assert [m["message_id"] for m in body["messages"]] == [question, answer]
+    tomb, kept = body["messages"]
+    assert (tomb["message_id"], tomb["deleted"], tomb["message"]) == (question, True, "")
+    assert (tomb["can_edit"], tomb["can_delete"]) == (False, False)
+    assert (kept["deleted"], kept["message"]) == (False, echoed)
+    assert [(m["message_id"], m["deleted"], m["message"]) for m in body["changes"]] == [
+        (question, True, "")
+    ]
+    assert (body["change_seq"], body["has_more_changes"]) == (1, False)
+    stored = await Message.objects.aget(pk=question)
+    assert stored.content == ""
+    # The room's chat is another conversation: the first frame its socket gets after the
+    # deletion is the next room message, not the session's deletion.
+    await room_socket.send_json_to({"type": "chat_message", "message": "back in the room"})
+    frame = await room_socket.recv()
+    assert (frame["type"], frame["message"]) == ("chat_message", "back in the room")
+    room_history = await sync_to_async(history)(alice_client, room, changed_after=0)
+    assert [m["message"] for m in room_history["messages"]] == ["back in the room"]
+    assert (room_history["changes"], room_history["change_seq"]) == ([], 0)
+
+
+async def test_deleting_a_rooms_only_message_leaves_it_with_no_last_message(
+    ws, client_for, room, alice, bob
+):
+    me_a = await ws("/ws/me/", alice)
+    me_b = await ws("/ws/me/", bob)
+    alice_client = await sync_to_async(client_for)(alice)
+    bob_client = await sync_to_async(client_for)(bob)
+    room_socket = await ws(f"/ws/chat/{room.pk}/", alice)
+    await room_socket.send_json_to({"type": "chat_message", "message": "the only one"})
+    only = (await room_socket.recv_type("chat_message"))["message_id"]
+    activity = await me_b.recv_type("room_activity")
+    assert (activity["message_id"], activity["unread_count"]) == (only, 1)
+    shown = (await sync_to_async(bob_client.get)(f"/api/chat/rooms/{room.pk}/")).json()["room"]
+    last = shown["last_message"]
+    assert (last["message_id"], last["username"], last["preview"]) == (
+        only,
+        "alice",
+        "the only one",
+    )
+
+    r = await sync_to_async(alice_client.delete)(f"/api/chat/messages/{only}/")
+    assert r.status_code == 200, r.json()
+    room_id = str(room.pk)
+    # bob had it unread: the deletion takes it out of his count and the room's last message.
+    frame = await me_b.recv_type("room_changed")
+    RoomChanged(**frame)
+    assert frame == {
+        "type": "room_changed",
+        "room_id": room_id,
+        "unread_count": 0,
+        "mention_count": 0,
+        "last_changed": True,
+        "last_message": None,
+    }
+    # alice sent it: her counts never held it, but her room list shows it no more either.
+    frame = await me_a.recv_type("room_changed")
+    assert (frame["room_id"], frame["last_changed"], frame["last_message"]) == (
+        room_id,
+        True,
+        None,
+    )
+    assert (frame["unread_count"], frame["mention_count"]) == (0, 0)
+    for client in (alice_client, bob_client):
+        shown = (await sync_to_async(client.get)(f"/api/chat/rooms/{room.pk}/")).json()["room"]
+        assert (shown["last_message"], shown["unread_count"]) == (None, 0)
+        rooms = (await sync_to_async(client.get)("/api/chat/my-rooms/")).json()["rooms"]
+        assert [(x["id"], x["last_message"]) for x in rooms] == [(room_id, None)]

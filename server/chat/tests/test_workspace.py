@@ -204,6 +204,20 @@ def test_room_json_has_the_new_fields(client_for, room, alice, bob):
     assert body["online"] == []
 
 
+def test_a_room_with_no_messages_has_no_last_message(client_for, room, alice, bob):
+    # SPEC 9.2: `last_message` is `{message_id, username, preview, timestamp}` or null.
+    for user in (alice, bob):
+        client = client_for(user)
+        body = client.get(f"/api/chat/rooms/{room.pk}/").json()["room"]
+        assert (body["last_message"], body["unread_count"], body["mention_count"]) == (None, 0, 0)
+        assert body["last_read_message_id"] == 0
+        rooms = client.get("/api/chat/my-rooms/").json()["rooms"]
+        assert [(r["id"], r["last_message"]) for r in rooms] == [(str(room.pk), None)]
+    said = say(room, alice, "first").message
+    body = client_for(bob).get(f"/api/chat/rooms/{room.pk}/").json()["room"]
+    assert body["last_message"]["message_id"] == said.pk
+
+
 def test_room_activity_event_for_room_chat_only(room, alice, bob):
     session = AiChatSession.objects.create(room=room, created_by=alice, model="m")
     with collected() as batch:

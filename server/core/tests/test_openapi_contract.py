@@ -115,3 +115,46 @@ def test_every_answer_matches_the_document(case: schemathesis.Case, world: World
     _sign_in(case, world.user)
     _use_real_ids(case, world)
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+# --- what the document says, read as a client's author reads it ------------------------------
+
+
+def _resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    found: Any = document
+    for part in ref.removeprefix("#/").split("/"):
+        found = found[part]
+    return _resolve(document, found)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/api/chat/rooms/{room_id}/messages/", "/api/llm/sessions/{session_id}/messages/"]
+)
+def test_history_declares_the_catch_up_of_edits_and_deletions(anon: Client, path: str) -> None:
+    # SPEC 9.4: a reconnecting client learns of the edits and deletions it missed in one
+    # request, and the API document says how: `changed_after=<change_seq>` on the history.
+    document = anon.get("/api/openapi.json").json()
+    operation = document["paths"][path]["get"]
+    [param] = [p for p in operation["parameters"] if p["name"] == "changed_after"]
+    assert (param["in"], param["required"]) == ("query", False)
+    integer = {"type": "integer", "minimum": 0, "maximum": 2**62}
+    assert param["schema"]["anyOf"] == [integer, {"type": "null"}]
+    assert "`changed_after=" in operation["description"]
+    page = _resolve(
+        document, operation["responses"]["200"]["content"]["application/json"]["schema"]
+    )
+    assert {"change_seq", "changes", "has_more_changes"} <= set(page["required"])
+    fields = page["properties"]
+    assert (fields["change_seq"]["type"], fields["has_more_changes"]["type"]) == (
+        "integer",
+        "boolean",
+    )
+    # A change is a message as it is now: a deleted one is a tombstone, `deleted` true.
+    change = _resolve(document, fields["changes"]["items"])
+    deleted = change["properties"]["deleted"]
+    assert (deleted["type"], deleted["default"]) == ("boolean", False)
+    assert {"message_id", "message"} <= set(change["required"])

@@ -126,3 +126,32 @@ async def test_a_question_deleted_while_it_waits_is_never_asked(
     reply = await sync_to_async(AiReply.objects.get)(trigger_id=waiting)
     assert (reply.status, reply.error_code) == (AiReply.Status.CANCELLED, "message_deleted")
     assert len(upstream.requests) == 1
+
+
+async def test_editing_an_answered_question_names_its_reply_to_everyone(
+    client_for, ws, upstream, room, alice, bob
+):
+    session = await start_session(client_for, alice, room)
+    a = await ws(f"/ws/llm/{session}/", alice)
+    b = await ws(f"/ws/llm/{session}/", bob)
+    await a.send_json_to({"type": "chat_message", "message": "what is 2+2?"})
+    question = (await a.recv_type("chat_message"))["message_id"]
+    answer = (await reply_frames(a))[-1]["message_id"]
+    await reply_frames(b)
+    await a.send_json_to({"type": "chat_message", "message": "and 5+5?"})
+    other = (await reply_frames(a))[-1]["message_id"]
+    await reply_frames(b)
+    await patch(client_for, alice, question, "what is 3+3?")
+    # Every socket of the session hears it, with the one reply that answered the old text (not
+    # the later question's).
+    for sock in (a, b):
+        edited = await sock.recv_type("message_edited")
+        assert (edited["message_id"], edited["message"], edited["replies"]) == (
+            question,
+            "what is 3+3?",
+            [answer],
+        )
+    client = await sync_to_async(client_for)(bob)
+    r = await sync_to_async(client.get)(f"/api/llm/sessions/{session}/messages/")
+    marked = {m["message_id"]: m["reply_to_edited"] for m in r.json()["messages"] if m["is_ai"]}
+    assert marked == {answer: True, other: False}

@@ -259,3 +259,72 @@ async def test_an_upstream_failure_in_room_chat_gets_its_code_and_keeps_the_ques
     again = await say(b, "@AI_Assistant and now?")
     answered = await until(a, lambda f: is_reply(f) and f["reply_to"] == again)
     assert answered[-1]["message"] == upstream.default.text
+
+
+async def activity(sock):
+    """The next `room_activity` of a `/ws/me/` socket; only presence may come before it."""
+    frames = await until(sock, lambda f: f["type"] == "room_activity")
+    assert {f["type"] for f in frames[:-1]} <= {"presence"}, frames
+    return frames[-1]
+
+
+async def test_the_rooms_reply_is_room_activity_for_every_member(
+    ws, upstream, room, alice, bob, carol
+):
+    answer = "Tuesday at 10, after the freeze."
+    upstream.then(Behavior(text=answer))
+    await sync_to_async(room.participants.add)(carol)
+    me_a = await ws("/ws/me/", alice)
+    me_b = await ws("/ws/me/", bob)
+    me_c = await ws("/ws/me/", carol)
+    b = await room_socket(ws, room, bob)
+    question = await say(b, "@AI_Assistant when is the release?")
+    reply = (await until_reply(b))[-1]
+    assert reply["message"] == answer
+
+    def expected(unread):
+        return {
+            "type": "room_activity",
+            "room_id": str(room.pk),
+            "message_id": reply["message_id"],
+            "username": "AI_Assistant",
+            "preview": answer,
+            "timestamp": reply["timestamp"],
+            "unread_count": unread,
+            "mention": False,
+        }
+
+    # The others heard the question, then the reply; the asker hears the reply alone.
+    for sock in (me_a, me_c):
+        heard = await activity(sock)
+        assert (heard["message_id"], heard["username"], heard["unread_count"]) == (
+            question,
+            "bob",
+            1,
+        )
+        assert await activity(sock) == expected(2)
+    assert await activity(me_b) == expected(1)
+    # Once: the next activity bob hears is a later message's.
+    a = await room_socket(ws, room, alice)
+    later = await say(a, "thanks")
+    heard = await activity(me_b)
+    assert (heard["message_id"], heard["unread_count"]) == (later, 2)
+
+
+async def test_the_assistants_reply_mentions_nobody(ws, upstream, room, alice, bob, carol):
+    # Model output is not a member's word: a reply that writes "@carol" pings no one.
+    answer = "@carol knows the release date."
+    upstream.then(Behavior(text=answer))
+    await sync_to_async(room.participants.add)(carol)
+    me_c = await ws("/ws/me/", carol)
+    b = await room_socket(ws, room, bob)
+    await say(b, "@AI_Assistant who knows the release date?")
+    reply = (await until_reply(b))[-1]
+    assert (reply["message"], reply["mentions"]) == (answer, [])
+    await activity(me_c)  # bob's question
+    heard = await activity(me_c)
+    assert (heard["message_id"], heard["mention"], heard["unread_count"]) == (
+        reply["message_id"],
+        False,
+        2,
+    )

@@ -16,7 +16,7 @@ from chat.models import Message
 from llm.models import AiChatSession, Persona
 from llm.services import persona_save
 from llm.tests.sessions import start_session
-from llm.tests.steering import asked, contents, until_reply
+from llm.tests.steering import asked, contents, until, until_reply
 from testkit.upstream import Behavior
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("presets")]
@@ -377,3 +377,41 @@ async def test_sessions_in_flight_are_unaffected_by_others_changes(
     await asyncio.gather(ask(ws, changed, alice, "one"), ask(ws, kept, alice, "two"))
     models = {req.body["messages"][-1]["content"]: req.body["model"] for req in two_models.requests}
     assert models == {"alice: one": "local-model", "alice: two": "gpt-4o-mini"}
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"title": "release", "model": "gpt-5"}, "model: must be one of"),
+        ({"model": "local-model", "persona": "pirate"}, "persona: no preset 'pirate'"),
+        ({"title": "t" * 101, "model": "local-model"}, "title: at most 100 characters."),
+    ],
+)
+async def test_a_change_with_one_bad_field_changes_nothing(
+    client_for, ws, two_models, room, alice, bob, body, says, settings
+):
+    sid = await start_session(client_for, alice, room)
+    b = await ws(f"/ws/llm/{sid}/", bob)
+    await b.recv_type("ai_joined")
+    r = await patch(client_for, alice, sid, body)
+    assert r.status_code == 400
+    assert r.json()["code"] == "validation_error"
+    assert says in r.json()["message"]
+    session = await session_json(client_for, alice, sid)
+    assert (session["title"], session["model"], session["persona"], session["system_prompt"]) == (
+        "",
+        "gpt-4o-mini",
+        "developer-ko",
+        settings.LLM_SYSTEM_PROMPT,
+    )
+    notes = Message.objects.filter(ai_session_id=sid)
+    assert not await sync_to_async(notes.exists)()
+    # Nobody was told: the first frames bob gets after the refusal are those of the next change,
+    # made from the settings as they were.
+    r = await patch(client_for, alice, sid, {"title": "next"})
+    assert r.status_code == 200
+    frames = await until(b, lambda f: f["type"] == "chat_message")
+    told = [f for f in frames if f["type"] != "session_viewers"]
+    assert [f["type"] for f in told] == ["session_updated", "chat_message"]
+    assert (told[0]["session"]["title"], told[0]["session"]["model"]) == ("next", "gpt-4o-mini")
+    assert told[1]["note"]["changes"] == [{"field": "title", "value": "next"}]

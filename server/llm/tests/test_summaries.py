@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
+from django.utils import timezone
 
 from chat.models import Message
-from llm.models import AiChatSession, LlmUsage
+from llm.models import AiChatSession, LlmUsage, RoomBudget
+from llm.tests.factories import usage_record
 from llm.tests.steering import asked
 from testkit.upstream import Behavior
 
@@ -300,3 +303,45 @@ async def test_without_a_provider_it_says_what_to_set(room, alice, settings):
     await chat(room, ("alice", "news"))
     r = await summarise(await signed_in(alice), room)
     assert (r.status_code, r.json()["code"]) == (503, "ai_not_configured")
+
+
+def _period_end(period):
+    """When the current UTC day or month ends (TIME_ZONE is UTC)."""
+    today = timezone.now().astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return today + dt.timedelta(days=1)
+    first = today.replace(day=1)
+    return first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+
+
+@pytest.mark.parametrize(
+    ("scope", "period"), [("user", "day"), ("room", "month"), ("server", "month")]
+)
+async def test_a_refusal_by_a_budget_says_which_and_until_when(
+    upstream, room, alice, bob, settings, scope, period
+):
+    if scope == "user":
+        settings.LLM_USER_DAILY_TOKEN_BUDGET = 10
+    elif scope == "server":
+        settings.LLM_MONTHLY_COST_BUDGET_USD = Decimal("0.000001")
+    else:
+        # The room's budget, spent by another member this month.
+        def spend():
+            RoomBudget.objects.create(room=room, monthly_usd=Decimal("0.01"))
+            session = AiChatSession.objects.create(room=room, created_by=bob, model="gpt-4o-mini")
+            usage_record(bob, room, session, "gpt-4o-mini", 100, "0.01")
+
+        await sync_to_async(spend)()
+    await chat(room, ("bob", "news"))
+    r = await summarise(await signed_in(alice), room)
+    assert r.status_code == 429
+    body = r.json()
+    assert (body["code"], body["scope"]) == ("budget_exceeded", scope)
+    assert dt.datetime.fromisoformat(body["resets_at"]) == _period_end(period)
+    got = await events(await summarise(await signed_in(alice), room, accept=EVENTS))
+    assert [name for name, _ in got] == ["error"]
+    error = got[0][1]
+    assert (error["code"], error["scope"]) == ("budget_exceeded", scope)
+    assert dt.datetime.fromisoformat(error["resets_at"]) == _period_end(period)
+    assert upstream.requests == []
+    assert await sync_to_async(LlmUsage.objects.filter(user=alice).count)() == 0

@@ -399,3 +399,52 @@ async def test_deleting_the_room_stops_a_reply_and_keeps_what_it_cost(
     assert usage.finish_reason == "stopped"
     assert usage.error_code == "room_deleted"
     assert not await sync_to_async(AiReply.objects.exists)()
+
+
+@pytest.mark.usefixtures("presets")
+async def test_a_change_of_settings_reaches_the_members_as_session_updated(
+    client_for, ws, upstream, room, alice, bob, carol, make_user, settings
+):
+    import datetime as dt
+
+    settings.LLM_MODELS = ["gpt-4o-mini", "local-model"]
+    await sync_to_async(room.participants.add)(carol)
+    dave = await sync_to_async(make_user)("dave")
+    session = await sync_to_async(services.session_start)(user=bob, room_id=room.pk)
+    me_a = await ws("/ws/me/", alice)
+    me_b = await ws("/ws/me/", bob)
+    me_c = await ws("/ws/me/", carol)
+    me_d = await ws("/ws/me/", dave)
+    c = await sync_to_async(client_for)(alice)
+    r = await sync_to_async(c.patch)(
+        f"/api/llm/sessions/{session.pk}/",
+        data={"title": "release", "model": "local-model"},
+        content_type="application/json",
+    )
+    assert r.status_code == 200, r.content
+    # The room's owner (who changed it) and the session's creator may end and change it; carol
+    # may not.
+    for sock, allowed in ((me_a, True), (me_b, True), (me_c, False)):
+        updated = await until(sock, "session_updated")
+        SessionEvent(**updated)
+        created_at = updated["session"].pop("created_at")
+        assert dt.datetime.fromisoformat(created_at) == session.created_at
+        assert updated == {
+            "type": "session_updated",
+            "session": {
+                "session_id": str(session.pk),
+                "room_uuid": str(room.pk),
+                "room_name": "devs",
+                "is_active": True,
+                "created_by": "bob",
+                "can_end": allowed,
+                "title": "release",
+                "model": "local-model",
+                "persona": "developer-ko",
+                "system_prompt": settings.LLM_SYSTEM_PROMPT,
+                "can_edit": allowed,
+            },
+        }
+    # dave, not a member of the room, heard nothing of it: his next frame is his own room's.
+    own = await sync_to_async(room_create)(owner=dave, name="dave alone")
+    assert (await until(me_d, "room_added", skip=()))["room"]["id"] == str(own.pk)
