@@ -142,19 +142,22 @@ async def test_non_ascii_sent_as_utf8_or_as_escapes_reads_alike(upstream: FakeUp
     assert (await _collect())[0] == KOREAN
 
 
-async def test_a_stream_that_stalls_times_out(upstream: FakeUpstream, settings: Any) -> None:
-    settings.LLM_TIMEOUT_SECONDS = 0.3
-    upstream.then(Behavior(text="abcdefgh", chunk_chars=2, stall_after=2))
-    text, error = await _failure()
-    assert (text, error.code) == ("abcd", "upstream_timeout")
-
-
-async def test_bytes_that_bring_no_chunk_do_not_hold_off_the_time_out(
-    upstream: FakeUpstream, settings: Any
+@pytest.mark.parametrize(
+    "behavior",
+    [
+        # The upstream sends two chunks, then nothing.
+        Behavior(text="abcdefgh", chunk_chars=2, stall_after=2),
+        # Every socket read returns within the SDK's read time-out (keep-alive bytes every
+        # 0.1 s), yet no chunk comes: those bytes must not hold off the time-out.
+        Behavior(text="abcdefgh", chunk_chars=2, keepalive_after=2, keepalive_gap=0.1),
+    ],
+    ids=["stall", "keepalive-bytes"],
+)
+async def test_a_stream_that_sends_no_chunk_in_time_times_out(
+    upstream: FakeUpstream, settings: Any, behavior: Behavior
 ) -> None:
-    # Every socket read returns within the SDK's read time-out, yet no chunk comes for a second.
     settings.LLM_TIMEOUT_SECONDS = 0.3
-    upstream.then(Behavior(text="abcdefgh", chunk_chars=2, keepalive_after=2, keepalive_gap=0.1))
+    upstream.then(behavior)
     text, error = await _failure()
     assert (text, error.code) == ("abcd", "upstream_timeout")
 
