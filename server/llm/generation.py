@@ -257,24 +257,26 @@ class Generator:
             return None
 
     async def _pump(self, run: ReplyRun, t0: float) -> None:
-        async for event in stream_reply(run.claim.provider, run.claim.request):
-            if isinstance(event, TextDelta):
-                if run.first_token_at is None:
-                    run.first_token_at = time.monotonic()
-                    ai_debug(
-                        "first token of reply %s after %.0f ms",
-                        run.claim.reply_id,
-                        (run.first_token_at - t0) * 1000,
-                    )
-                run.pending.append(event.text)
-                run.pending_chars += len(event.text)
-                if (
-                    run.pending_chars >= FLUSH_CHARS
-                    or time.monotonic() - run.flushed_at >= FLUSH_SECONDS
-                ):
-                    await run.flush()
-            else:
-                run.finished = event
+        events = stream_reply(run.claim.provider, run.claim.request)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if run.first_token_at is None:
+                        run.first_token_at = time.monotonic()
+                        ai_debug(
+                            "first token of reply %s after %.0f ms",
+                            run.claim.reply_id,
+                            (run.first_token_at - t0) * 1000,
+                        )
+                    run.pending.append(event.text)
+                    run.pending_chars += len(event.text)
+                    if (
+                        run.pending_chars >= FLUSH_CHARS
+                        or time.monotonic() - run.flushed_at >= FLUSH_SECONDS
+                    ):
+                        await run.flush()
+                else:
+                    run.finished = event
 
     async def _flush_periodically(self, run: ReplyRun) -> None:
         last_checkpoint = time.monotonic()

@@ -16,10 +16,11 @@ events as the model writes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -166,18 +167,20 @@ class SummaryRun:
     first_token_at: float | None = None
     started: float = field(default_factory=time.monotonic)
 
-    async def pump(self) -> AsyncIterator[str]:
+    async def pump(self) -> AsyncGenerator[str, None]:
         """The model's text as it comes; `finish_reason`, `usage` and `error` once it ends."""
         try:
-            async for event in stream_reply(self.plan.provider, self.plan.request):
-                if isinstance(event, TextDelta):
-                    if self.first_token_at is None:
-                        self.first_token_at = time.monotonic()
-                    self.text += event.text
-                    yield event.text
-                elif isinstance(event, Finished):
-                    self.finish_reason = event.finish_reason
-                    self.usage = event.usage
+            events = stream_reply(self.plan.provider, self.plan.request)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        if self.first_token_at is None:
+                            self.first_token_at = time.monotonic()
+                        self.text += event.text
+                        yield event.text
+                    elif isinstance(event, Finished):
+                        self.finish_reason = event.finish_reason
+                        self.usage = event.usage
         except ProviderError as exc:
             self.finish_reason, self.error = "error", exc
             raise
@@ -286,8 +289,10 @@ async def summary_events(plan: SummaryPlan | NothingNew) -> AsyncIterator[bytes]
     run = SummaryRun(plan)
     usage: ReplyUsageOut | None = None
     try:
-        async for delta in run.pump():
-            yield _event("delta", {"delta": delta})
+        # Closed at once when the client goes away: the provider's request ends with it.
+        async with contextlib.aclosing(run.pump()) as deltas:
+            async for delta in deltas:
+                yield _event("delta", {"delta": delta})
     except Exception as exc:
         failure = app_error_for(exc, where=f"the summary of room {plan.room_id}")
         run.finish_reason, run.error = "error", failure

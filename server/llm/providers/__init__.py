@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from functools import cache
 
 from django.conf import settings
@@ -70,13 +71,18 @@ def sendable(text: str) -> str:
     return text
 
 
-async def stream_reply(name: str, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+async def stream_reply(name: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
     """The named provider's stream, with every piece of text made sendable (`sendable`) and
-    empty pieces dropped: the boundary between the model's output and everything else."""
-    async for event in PROVIDERS[name]().stream(request):
-        if isinstance(event, TextDelta):
-            text = sendable(event.text)
-            if text:
-                yield TextDelta(text)
-        else:
-            yield event
+    empty pieces dropped: the boundary between the model's output and everything else.
+
+    Read it inside `contextlib.aclosing`: a reader that stops early (a stopped reply, a reader
+    who left) then closes the provider's stream, and with it the upstream request, at once
+    rather than whenever the abandoned generators are collected."""
+    async with aclosing(PROVIDERS[name]().stream(request)) as events:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                text = sendable(event.text)
+                if text:
+                    yield TextDelta(text)
+            else:
+                yield event

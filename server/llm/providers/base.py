@@ -8,7 +8,7 @@ leaves a provider module.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -64,7 +64,7 @@ class CheckResult:
 class Provider(Protocol):
     name: str
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream one reply; raise ProviderError on failure."""
 
     async def check(self, model: str) -> CheckResult:

@@ -4,7 +4,7 @@ the assistant is offline and repeats the message, so a newcomer can try the whol
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from llm.providers.base import ChatRequest, CheckResult, Finished, StreamEvent, TextDelta, Usage
 
@@ -35,7 +35,7 @@ class EchoProvider:
     def __init__(self, word_delay: float = WORD_DELAY) -> None:
         self.word_delay = word_delay
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         last = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
         reply = OFFLINE_NOTICE + f"> {last}"
         words = _words(reply)

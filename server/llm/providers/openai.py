@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import openai
@@ -129,7 +129,7 @@ class _ChunkDeadline:
 class OpenAIProvider:
     name = "openai"
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """The reply's chunks as the SDK decodes them, but as plain dicts rather than its
         pydantic models.
 

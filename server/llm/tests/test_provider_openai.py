@@ -5,8 +5,7 @@ whole however the bytes were split."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -198,7 +197,7 @@ async def test_text_that_cannot_be_sent_is_made_sendable(upstream: FakeUpstream)
 
 async def test_a_reply_left_early_closes_its_response(upstream: FakeUpstream) -> None:
     upstream.then(Behavior(text="abcdefghijklmnop" * 8, chunk_chars=2, delay=0.01))
-    replies = cast(AsyncGenerator[StreamEvent, None], stream_reply("openai", _request()))
+    replies = stream_reply("openai", _request())
     first = await anext(replies)
     assert first == TextDelta("ab")
     await replies.aclose()

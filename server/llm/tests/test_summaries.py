@@ -240,6 +240,10 @@ async def test_a_reader_who_leaves_ends_the_call_and_it_is_still_recorded(upstre
     usage = await sync_to_async(LlmUsage.objects.get)()
     assert usage.finish_reason == "stopped"
     assert usage.estimated is True
+    # The provider's request ended with it: it does not run on, billing, to its end.
+    (call,) = upstream.requests
+    assert await asyncio.to_thread(call.finished.wait, 5), "the provider stream went on"
+    assert (call.hung_up, call.completed) == (True, False)
 
 
 async def test_nothing_new_is_no_call(upstream, room, alice):
