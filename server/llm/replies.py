@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from dataclasses import dataclass
 from functools import partial
 from uuid import UUID, uuid4
@@ -59,14 +60,29 @@ PAUSED_DETAIL = (
 QUESTION_DELETED = "message_deleted"
 
 
+# A process that found replies not paused takes them as not paused for this long without
+# asking the cache again: the check was a Redis round trip in every reply's start, and a pause
+# set by another process reaches this one within the second (a call made meanwhile is refused
+# by the provider and pauses this process too).
+PAUSE_RECHECK_SECONDS = 1.0
+_not_paused_until = 0.0
+
+
 def replies_pause() -> None:
     """Pause every reply for a minute (the provider refused the key)."""
+    global _not_paused_until
+    _not_paused_until = 0.0
     cache.set(AUTH_PAUSE_KEY, 1, timeout=AUTH_PAUSE_SECONDS)
 
 
 def paused_refusal() -> ProviderError | None:
     """The refusal of any provider call while replies are paused, else None."""
+    global _not_paused_until
+    now = time.monotonic()
+    if now < _not_paused_until:
+        return None
     if cache.get(AUTH_PAUSE_KEY) is None:
+        _not_paused_until = now + PAUSE_RECHECK_SECONDS
         return None
     return ProviderError("upstream_auth", PAUSED_DETAIL)
 
@@ -226,17 +242,21 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
     A reply still marked as streaming belongs to a process that died mid-reply: it is closed
     as interrupted first, keeping its last checkpoint.
     """
-    for stale in (
-        AiReply.objects.select_for_update(of=("self",))
-        .filter(status=AiReply.Status.STREAMING, **_queue(conversation))
-        .select_related("session", "trigger__sender")
-    ):
+    # A question deleted while it waited is not answered.
+    AiReply.objects.filter(
+        status=AiReply.Status.PENDING, trigger__deleted_at__isnull=False, **_queue(conversation)
+    ).update(
+        status=AiReply.Status.CANCELLED, error_code=QUESTION_DELETED, finished_at=timezone.now()
+    )
+    while True:
+        reply = _queue_head(conversation)
+        if reply is None or reply.status == AiReply.Status.PENDING:
+            break
         # Its request is not kept: the estimate rebuilds what it was sent, and counts the
         # most output it may have asked for.
-        request = _request(conversation, stale)
         _reply_close(
-            reply=stale,
-            text=stale.checkpoint,
+            reply=reply,
+            text=reply.checkpoint,
             finish_reason="error",
             status=AiReply.Status.INTERRUPTED,
             error=None,
@@ -244,26 +264,8 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
             ttft_ms=None,
             latency_ms=0,
             provider="",
-            request=request,
+            request=_request(conversation, reply),
         )
-    # A question deleted while it waited is not answered.
-    AiReply.objects.filter(
-        status=AiReply.Status.PENDING, trigger__deleted_at__isnull=False, **_queue(conversation)
-    ).update(
-        status=AiReply.Status.CANCELLED, error_code=QUESTION_DELETED, finished_at=timezone.now()
-    )
-    # Only the reply row is locked (`of`): locking the joined rows too made a claim skip a
-    # pending reply whenever its sender's row was locked by a claim in another conversation,
-    # and the reply was then never generated.
-    # In the order they were asked: a message's reply is queued in the transaction that stores
-    # it (under its conversation's lock), a question asked again when it is asked again.
-    reply = (
-        AiReply.objects.select_for_update(skip_locked=True, of=("self",))
-        .filter(status=AiReply.Status.PENDING, **_queue(conversation))
-        .select_related("session", "session__persona", "trigger", "trigger__sender")
-        .order_by("id")
-        .first()
-    )
     if reply is None:
         return None
     session = reply.session
@@ -302,6 +304,27 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
         provider=provider,
         request=request,
         reply_to=reply.trigger_id,
+    )
+
+
+def _queue_head(conversation: Conversation) -> AiReply | None:
+    """The conversation's open reply to deal with first, locked: a stale streaming one (there
+    is at most one at a time), else the oldest pending one, in the order they were asked (a
+    message's reply is queued in the transaction that stores it, under its conversation's
+    lock; a question asked again when it is asked again). One query serves both: "streaming"
+    sorts after "pending", so descending status puts a stale one first.
+
+    Only the reply row is locked (`of`): locking the joined rows too made a claim skip a
+    pending reply whenever its sender's row was locked by a claim in another conversation,
+    and the reply was then never generated."""
+    return (
+        AiReply.objects.select_for_update(skip_locked=True, of=("self",))
+        .filter(
+            status__in=(AiReply.Status.PENDING, AiReply.Status.STREAMING), **_queue(conversation)
+        )
+        .select_related("session", "session__persona", "trigger", "trigger__sender")
+        .order_by("-status", "id")
+        .first()
     )
 
 
