@@ -240,34 +240,37 @@ def reply_claim_next(*, conversation: Conversation) -> ClaimedReply | None:
     """Take the conversation's oldest pending reply (the caller holds its lock).
 
     A reply still marked as streaming belongs to a process that died mid-reply: it is closed
-    as interrupted first, keeping its last checkpoint.
+    as interrupted first, keeping its last checkpoint. A reply whose question was deleted
+    while it waited is cancelled when its turn comes.
     """
-    # A question deleted while it waited is not answered.
-    AiReply.objects.filter(
-        status=AiReply.Status.PENDING, trigger__deleted_at__isnull=False, **_queue(conversation)
-    ).update(
-        status=AiReply.Status.CANCELLED, error_code=QUESTION_DELETED, finished_at=timezone.now()
-    )
     while True:
         reply = _queue_head(conversation)
-        if reply is None or reply.status == AiReply.Status.PENDING:
+        if reply is None:
+            return None
+        if reply.status == AiReply.Status.STREAMING:
+            # Its request is not kept: the estimate rebuilds what it was sent, and counts the
+            # most output it may have asked for.
+            _reply_close(
+                reply=reply,
+                text=reply.checkpoint,
+                finish_reason="error",
+                status=AiReply.Status.INTERRUPTED,
+                error=None,
+                usage=None,
+                ttft_ms=None,
+                latency_ms=0,
+                provider="",
+                request=_request(conversation, reply),
+            )
+        elif reply.trigger.deleted_at is not None:
+            # A question deleted while it waited is not answered (the queue stopped showing
+            # it when it was deleted: `threads.queue_state`).
+            reply.status = AiReply.Status.CANCELLED
+            reply.error_code = QUESTION_DELETED
+            reply.finished_at = timezone.now()
+            reply.save(update_fields=["status", "error_code", "finished_at"])
+        else:
             break
-        # Its request is not kept: the estimate rebuilds what it was sent, and counts the
-        # most output it may have asked for.
-        _reply_close(
-            reply=reply,
-            text=reply.checkpoint,
-            finish_reason="error",
-            status=AiReply.Status.INTERRUPTED,
-            error=None,
-            usage=None,
-            ttft_ms=None,
-            latency_ms=0,
-            provider="",
-            request=_request(conversation, reply),
-        )
-    if reply is None:
-        return None
     session = reply.session
     provider = provider_name()
     refusal: AppError | None = None

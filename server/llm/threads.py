@@ -40,19 +40,21 @@ def conversation_replies(conversation: Conversation) -> QuerySet[AiReply]:
 
 
 def queue_state(conversation: Conversation) -> AiQueue:
-    """The question being answered, then those waiting, in the order they will be."""
+    """The question being answered, then those waiting, in the order they will be. A question
+    deleted while it waits is not among them: its reply is cancelled when its turn comes
+    (`llm.replies.reply_claim_next`)."""
     rows = (
         conversation_replies(conversation)
         .filter(status__in=OPEN)
         .order_by("id")
-        .values_list("trigger_id", "status", "requested_by__username")
+        .values_list("trigger_id", "status", "requested_by__username", "trigger__deleted_at")
     )
     generating = None
     pending = []
-    for trigger_id, status, username in rows:
+    for trigger_id, status, username, deleted_at in rows:
         if status == AiReply.Status.STREAMING:
             generating = trigger_id
-        else:
+        elif deleted_at is None:
             pending.append(QueuedQuestion(message_id=trigger_id, username=username))
     return AiQueue(generating=generating, pending=pending)
 

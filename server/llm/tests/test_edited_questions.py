@@ -128,6 +128,34 @@ async def test_a_question_deleted_while_it_waits_is_never_asked(
     assert len(upstream.requests) == 1
 
 
+async def test_a_question_deleted_while_it_waits_leaves_the_queue_before_its_turn(
+    client_for, ws, upstream, room, alice
+):
+    sock, waiting = await queued_behind_a_long_reply(
+        client_for, ws, upstream, room, alice, "never mind this"
+    )
+    await delete(client_for, alice, waiting)
+    # The next change of the queue, while the first reply is still being written: the deleted
+    # question is not shown as waiting, the new one is.
+    await sock.send_json_to({"type": "chat_message", "message": "and this"})
+    asked = (await sock.recv_type("chat_message"))["message_id"]
+    while True:
+        queue = await sock.recv_type("ai_queue")
+        if any(q["message_id"] == asked for q in queue["pending"]):
+            break
+    assert queue["generating"] is not None
+    assert [q["message_id"] for q in queue["pending"]] == [asked]
+    # Its turn comes after the first reply, and only the new question is asked.
+    await reply_frames(sock, wait=10)
+    await reply_frames(sock, wait=10)
+    assert [r.body["messages"][-1]["content"] for r in upstream.requests] == [
+        "alice: a long one",
+        "alice: and this",
+    ]
+    reply = await sync_to_async(AiReply.objects.get)(trigger_id=waiting)
+    assert (reply.status, reply.error_code) == (AiReply.Status.CANCELLED, "message_deleted")
+
+
 async def test_editing_an_answered_question_names_its_reply_to_everyone(
     client_for, ws, upstream, room, alice, bob
 ):
