@@ -2,7 +2,8 @@
 
 Starts real server processes on loopback ports over a benchmark database of its own
 (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/chat_bench_<run>, created,
-migrated and dropped at the end) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/6),
+migrated and dropped at the end; a `sqlite:///` URL runs the servers on SQLite, as `make run`
+does) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/6),
 drives them from this process, prints one
 table and writes bench/results/<run>/results.json and results.md.
 """

@@ -146,11 +146,27 @@ class Bench:
             url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
             self.database_url = url.format(run=self.run_id.replace("-", "_"))
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file when BENCH_DATABASE_URL names SQLite (`sqlite:////tmp/b.db`, as
+        `make run` uses by default), else None."""
+        if not self.database_url.startswith("sqlite:"):
+            return None
+        return Path(self.database_url.split(":///", 1)[1])
+
+    def _remove_sqlite(self, path: Path) -> None:
+        # With the file go SQLite's own and the in-memory layer's claim (`core.serving`).
+        for suffix in ("", "-wal", "-shm", "-journal", ".serving"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+
     def drop_database(self) -> None:
         import psycopg
         from django.db import connections
 
         connections.close_all()
+        if self.sqlite_file is not None:
+            self._remove_sqlite(self.sqlite_file)
+            return
         base, name = self.database_url.rsplit("/", 1)
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -159,10 +175,13 @@ class Bench:
         """A fresh benchmark database, migrated; Django set up in this process for seeding."""
         import psycopg
 
-        base, name = self.database_url.rsplit("/", 1)
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
+        if self.sqlite_file is not None:
+            self._remove_sqlite(self.sqlite_file)
+        else:
+            base, name = self.database_url.rsplit("/", 1)
+            with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
         seed.setup_django(self.env(redis=False))
         seed.migrate()
 

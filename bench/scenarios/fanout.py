@@ -105,7 +105,8 @@ async def _measure(bench: Bench, cfg: Config, duration: float) -> None:
         ws=cfg.ws,
         args=cfg.args,
         REDIS_CHANNEL_LAYER=cfg.layer,
-        # `make run`'s DEBUG and log level (its database is SQLite; here PostgreSQL).
+        # `make run`'s DEBUG and log level; on its database too when BENCH_DATABASE_URL is a
+        # `sqlite:///` URL (PostgreSQL otherwise).
         **({"DEBUG": "true", "LOG_LEVEL": "INFO"} if cfg.debug else {}),
     ) as procs:
         urls = [p.ws_url for p in procs]
