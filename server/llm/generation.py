@@ -257,8 +257,7 @@ class Generator:
             return None
 
     async def _pump(self, run: ReplyRun, t0: float) -> None:
-        events = stream_reply(run.claim.provider, run.claim.request)
-        async with contextlib.aclosing(events):
+        async with stream_reply(run.claim.provider, run.claim.request) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     if run.first_token_at is None:

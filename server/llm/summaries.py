@@ -170,8 +170,7 @@ class SummaryRun:
     async def pump(self) -> AsyncGenerator[str, None]:
         """The model's text as it comes; `finish_reason`, `usage` and `error` once it ends."""
         try:
-            events = stream_reply(self.plan.provider, self.plan.request)
-            async with contextlib.aclosing(events):
+            async with stream_reply(self.plan.provider, self.plan.request) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         if self.first_token_at is None:

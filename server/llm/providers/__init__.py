@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from functools import cache
 
 from django.conf import settings
@@ -71,14 +71,23 @@ def sendable(text: str) -> str:
     return text
 
 
-async def stream_reply(name: str, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
-    """The named provider's stream, with every piece of text made sendable (`sendable`) and
-    empty pieces dropped: the boundary between the model's output and everything else.
+@asynccontextmanager
+async def stream_reply(
+    name: str, request: ChatRequest
+) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+    """The named provider's stream, opened: `async with stream_reply(...) as events`. Every
+    piece of text is made sendable (`sendable`) and empty pieces are dropped: the boundary
+    between the model's output and everything else.
 
-    Read it inside `contextlib.aclosing`: a reader that stops early (a stopped reply, a reader
-    who left) then closes the provider's stream, and with it the upstream request, at once
-    rather than whenever the abandoned generators are collected."""
-    async with aclosing(PROVIDERS[name]().stream(request)) as events:
+    Leaving the block, however early (a stopped reply, a reader who left, an error), closes
+    the provider's stream, and with it the upstream request, at once rather than whenever the
+    abandoned generators are collected."""
+    async with aclosing(_sendable(PROVIDERS[name]().stream(request))) as events:
+        yield events
+
+
+async def _sendable(events: AsyncGenerator[StreamEvent, None]) -> AsyncGenerator[StreamEvent, None]:
+    async with aclosing(events):
         async for event in events:
             if isinstance(event, TextDelta):
                 text = sendable(event.text)

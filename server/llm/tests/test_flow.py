@@ -220,6 +220,20 @@ async def test_stop_keeps_the_partial_text(client_for, ws, upstream, room, alice
     assert frames[-1]["message"] == upstream.default.text
 
 
+async def test_stop_hangs_up_the_upstream_request(client_for, ws, upstream, room, alice):
+    # The provider stops generating (and billing) when the reply is stopped, not at its end.
+    upstream.then(Behavior(text="x" * 400, chunk_chars=2, delay=0.02))
+    session = await start_session(client_for, alice, room)
+    a = await ws(f"/ws/llm/{session}/", alice)
+    await a.send_json_to({"type": "chat_message", "message": "long please"})
+    await a.recv_type("ai_stream_delta")
+    await a.send_json_to({"type": "stop_generation"})
+    assert (await a.recv_type("ai_stream_end"))["finish_reason"] == "stopped"
+    call = upstream.requests[-1]
+    assert await asyncio.to_thread(call.finished.wait, 10)
+    assert (call.hung_up, call.completed) == (True, False)
+
+
 async def test_late_joiner_gets_the_text_so_far(client_for, ws, upstream, room, alice, bob):
     text = "".join(f"w{i:03d} " for i in range(60))
     upstream.then(Behavior(text=text, chunk_chars=5, delay=0.05))

@@ -26,7 +26,8 @@ def _request(max_output_tokens: int = 4096) -> ChatRequest:
 
 
 async def _collect(request: ChatRequest | None = None) -> tuple[str, list[StreamEvent]]:
-    events = [event async for event in stream_reply("openai", request or _request())]
+    async with stream_reply("openai", request or _request()) as stream:
+        events = [event async for event in stream]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     return text, events
 
@@ -36,9 +37,10 @@ async def _failure(request: ChatRequest | None = None) -> tuple[str, ProviderErr
     pieces: list[str] = []
 
     async def read() -> None:
-        async for event in stream_reply("openai", request or _request()):
-            assert isinstance(event, TextDelta), event
-            pieces.append(event.text)
+        async with stream_reply("openai", request or _request()) as events:
+            async for event in events:
+                assert isinstance(event, TextDelta), event
+                pieces.append(event.text)
 
     with pytest.raises(ProviderError) as raised:
         await read()
@@ -168,12 +170,13 @@ async def test_a_caller_slower_than_the_time_out_is_not_timed_out(
     settings.LLM_TIMEOUT_SECONDS = 0.3
     upstream.then(Behavior(text="abcdefgh", chunk_chars=2))
     pieces = []
-    async for event in stream_reply("openai", _request()):
-        if isinstance(event, TextDelta):
-            pieces.append(event.text)
-            await asyncio.sleep(0.4)
-        else:
-            assert event.finish_reason == "stop"
+    async with stream_reply("openai", _request()) as events:
+        async for event in events:
+            if isinstance(event, TextDelta):
+                pieces.append(event.text)
+                await asyncio.sleep(0.4)
+            else:
+                assert event.finish_reason == "stop"
     assert "".join(pieces) == "abcdefgh"
 
 
@@ -197,10 +200,9 @@ async def test_text_that_cannot_be_sent_is_made_sendable(upstream: FakeUpstream)
 
 async def test_a_reply_left_early_closes_its_response(upstream: FakeUpstream) -> None:
     upstream.then(Behavior(text="abcdefghijklmnop" * 8, chunk_chars=2, delay=0.01))
-    replies = stream_reply("openai", _request())
-    first = await anext(replies)
-    assert first == TextDelta("ab")
-    await replies.aclose()
+    async with stream_reply("openai", _request()) as replies:
+        first = await anext(replies)
+        assert first == TextDelta("ab")
     request = upstream.requests[-1]
     # The upstream notices the closed connection at its next write.
     assert await asyncio.to_thread(request.finished.wait, 10)
