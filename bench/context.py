@@ -154,18 +154,13 @@ class Bench:
             return None
         return Path(self.database_url.split(":///", 1)[1])
 
-    def _remove_sqlite(self, path: Path) -> None:
-        # With the file go SQLite's own and the in-memory layer's claim (`core.serving`).
-        for suffix in ("", "-wal", "-shm", "-journal", ".serving"):
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
-
     def drop_database(self) -> None:
         import psycopg
         from django.db import connections
 
         connections.close_all()
         if self.sqlite_file is not None:
-            self._remove_sqlite(self.sqlite_file)
+            _remove_sqlite(self.sqlite_file)
             return
         base, name = self.database_url.rsplit("/", 1)
         with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
@@ -173,11 +168,11 @@ class Bench:
 
     def prepare_database(self) -> None:
         """A fresh benchmark database, migrated; Django set up in this process for seeding."""
-        import psycopg
-
         if self.sqlite_file is not None:
-            self._remove_sqlite(self.sqlite_file)
+            _remove_sqlite(self.sqlite_file)
         else:
+            import psycopg
+
             base, name = self.database_url.rsplit("/", 1)
             with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -279,6 +274,12 @@ class Upstream:
     def records(self) -> dict[str, dict[str, Any]]:
         """What the upstream logged, by the tag of each request."""
         return {record["tag"]: record for record in read_log(self.log)}
+
+
+def _remove_sqlite(path: Path) -> None:
+    # With the file go SQLite's own and the in-memory layer's claim (`core.serving`).
+    for suffix in ("", "-wal", "-shm", "-journal", ".serving"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 def _fmt(value: float) -> str:
